@@ -1,0 +1,156 @@
+"""The request path, top to bottom: parse → route → authenticate → bind → convert (kit) → serialize.
+
+One handler runs the steps in order; every failure on the way is an `AliyunError` answered in the
+caller's format, and anything unexpected becomes `InternalError` (logged, never a stack trace on the
+wire). Services start and stop with the application.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+
+import structlog
+from aiohttp import web
+
+from . import mappings
+from .actions import CONVERTERS, Call
+from .aliyun import serialize
+from .aliyun.errors import AliyunError, Err
+from .aliyun.nonces import MemoryNonceStore
+from .aliyun.request import InboundRequest, begin, new_request_id, read_body
+from .aliyun.signature import Authenticator
+from .config import Settings
+from .images import ImageLoader
+from .kit.client import KitClient
+from .kit.credentials import CredentialSource
+from .kit.local.server import LocalBackend
+
+log = structlog.get_logger("proxy")
+
+
+@dataclass
+class Services:
+    settings: Settings
+    registry: mappings.Registry
+    auth: Authenticator
+    images: ImageLoader
+    kit: KitClient
+    local: LocalBackend | None = None
+
+
+class Gateway:
+    def __init__(self, services: Services) -> None:
+        self.s = services
+        self.inflight = 0
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        started = time.perf_counter()
+        inbound: InboundRequest | None = None
+        product = ""
+        caller = None
+        try:
+            inbound = begin(request)
+            structlog.contextvars.bind_contextvars(request_id=inbound.request_id)
+            await read_body(request, inbound, self.s.settings.max_body_bytes)
+            spec = self.s.registry.route(inbound.action, inbound.version)
+            product = spec.product
+            caller = await self.s.auth.authenticate(inbound)
+            params = spec.bind(inbound.params)
+            body = await self._convert(Call(spec, params, inbound, self.s.kit, self.s.images))
+            response = serialize.success(spec.action, inbound.request_id, body, inbound.format)
+            code = ""
+        except AliyunError as err:
+            response, code = self._error(err, inbound, request, product), err.code
+        except Exception:
+            log.exception("proxy.internal_error")
+            response, code = self._error(Err.INTERNAL_ERROR(), inbound, request, product), "InternalError"
+        log.info("request", action=inbound.action if inbound else None,
+                 version=inbound.version if inbound else None, product=product or None,
+                 signature=inbound.signature_kind if inbound else None, caller=caller,
+                 status=response.status, code=code or None,
+                 ms=round((time.perf_counter() - started) * 1000, 1))
+        structlog.contextvars.clear_contextvars()
+        return response
+
+    async def _convert(self, call: Call) -> dict[str, object]:
+        if self.inflight >= self.s.settings.max_inflight:
+            raise Err.THROTTLING()
+        self.inflight += 1
+        try:
+            return await CONVERTERS[call.spec.converter](call)
+        finally:
+            self.inflight -= 1
+
+    def _error(self, err: AliyunError, inbound: InboundRequest | None, request: web.Request,
+               product: str) -> web.Response:
+        host = self.s.settings.public_name or request.headers.get("Host", "").split("://")[-1]
+        request_id = inbound.request_id if inbound else new_request_id()
+        fmt = inbound.format if inbound else "json"
+        return serialize.error(err, request_id, host, product or "vision", fmt)
+
+
+@web.middleware
+async def _aiohttp_errors(request: web.Request,
+                          handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+    """aiohttp's own refusals (no route, bad method) answered in Aliyun's envelope, not text/plain."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        err = Err.INVALID_ACTION() if exc.status == 404 else Err.INTERNAL_ERROR() \
+            if exc.status >= 500 else AliyunError("InvalidParameter", exc.status, exc.reason)
+        return serialize.error(err, new_request_id(), request.headers.get("Host", ""), "vision", "json")
+
+
+async def start_services(settings: Settings) -> Services:
+    registry = mappings.load(settings.mappings_dir or mappings.default_dir(), CONVERTERS)
+    local: LocalBackend | None = None
+    if settings.kit_url is None:
+        local = LocalBackend(settings.aws_region, settings.kit_stage, settings.kit_routes)
+        base = await local.start()
+        settings = settings.model_copy(update={"kit_url": base})
+        credentials = CredentialSource(local.credentials)
+        log.info("kit.local_backend", url=base, note="no kit_url configured: using the embedded backend")
+    else:
+        credentials = CredentialSource()
+    kit = KitClient(settings.kit_route_url, settings.aws_region, credentials, settings.kit_timeout_seconds,
+                    settings.kit_connect_timeout_seconds, settings.kit_max_connections)
+    images = ImageLoader(settings.fetch_allow, settings.fetch_timeout_seconds, settings.fetch_max_bytes,
+                         pass_url=settings.image_mode == "pass-url")
+    await kit.start()
+    await images.start()
+    auth = Authenticator(settings.caller_keys, settings.timestamp_window_seconds,
+                         MemoryNonceStore(settings.nonce_cache_size))
+    if auth.open:
+        log.warning("auth.disabled", host=settings.host,
+                    warning="NO CALLER KEYS CONFIGURED: every caller is accepted without a signature "
+                            "check. Allowed only on loopback; set VISION_PROXY_CALLER_KEYS.")
+    return Services(settings, registry, auth, images, kit, local)
+
+
+async def stop_services(services: Services) -> None:
+    await services.kit.close()
+    await services.images.close()
+    if services.local is not None:
+        await services.local.close()
+
+
+def build_app(settings: Settings) -> web.Application:
+    # Bodies are read as a capped stream by the gateway; aiohttp's own 1 MiB cap must not cut in first.
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[_aiohttp_errors])
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        services = await start_services(settings)
+        app["services"] = services
+        gateway = Gateway(services)
+        app["gateway"] = gateway
+        yield
+        await stop_services(services)
+
+    async def dispatch(request: web.Request) -> web.StreamResponse:
+        return await request.app["gateway"].handle(request)
+
+    app.cleanup_ctx.append(lifecycle)
+    app.router.add_route("*", "/{tail:.*}", dispatch)
+    return app

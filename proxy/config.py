@@ -1,0 +1,179 @@
+"""The one config model. Every field reads from `VISION_PROXY_<NAME>` and from an optional YAML file.
+
+Precedence: command-line flags > environment > YAML file > defaults. A wrong value stops start-up with
+a message naming the key (see `load_settings`).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field, HttpUrl, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+MiB = 1024 * 1024
+
+
+class CallerKey(BaseModel):
+    """An Aliyun AccessKey the proxy accepts; STS callers are configured the same way plus their token."""
+
+    secret: SecretStr
+    security_token: SecretStr | None = None
+
+
+class KitRoutes(BaseModel):
+    """AI Solution Kit resource paths, below the stage (the `-ml` ones are SageMaker-backed)."""
+
+    ocr: str = "lite-ocr"
+    segmentation: str = "human-segmentation"
+    super_resolution: str = "super-resolution-ml"
+
+
+def _parse_caller_keys(value: Any) -> Any:
+    """`id:secret[:sts-token]` pairs separated by commas or newlines, or the path of a file holding them."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text and ":" not in text.splitlines()[0]:
+        path = Path(text)
+        if not path.is_file():
+            raise ValueError(f"not 'AccessKeyId:Secret' pairs and not a readable file: {text}")
+        text = path.read_text()
+    keys: dict[str, dict[str, str]] = {}
+    for item in text.replace(",", "\n").splitlines():
+        item = item.strip()
+        if not item or item.startswith("#"):
+            continue
+        parts = item.split(":")
+        if len(parts) not in (2, 3) or not all(parts):
+            raise ValueError("each entry must be AccessKeyId:Secret or AccessKeyId:Secret:SecurityToken")
+        keys[parts[0]] = {"secret": parts[1], **({"security_token": parts[2]} if len(parts) == 3 else {})}
+    return keys
+
+
+def _split_list(value: Any) -> Any:
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="VISION_PROXY_", env_nested_delimiter="__", extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    public_name: str = Field("", description="HostId in error bodies; default: the Host the caller used")
+
+    # caller authentication
+    caller_keys: Annotated[dict[str, CallerKey], NoDecode] = {}
+    timestamp_window_seconds: int = Field(900, ge=1)
+    nonce_cache_size: int = Field(200_000, ge=1)
+
+    # inbound limits
+    max_body_bytes: int = Field(12 * MiB, ge=1024)
+    max_inflight: int = Field(256, ge=1)
+
+    # images
+    image_mode: Literal["fetch", "pass-url"] = "fetch"
+    fetch_allow: Annotated[list[str], NoDecode] = []
+    fetch_timeout_seconds: float = Field(5.0, gt=0)
+    fetch_max_bytes: int = Field(20 * MiB, ge=1024)
+
+    # the AI Solution Kit (unset kit_url: the embedded local backend)
+    kit_url: HttpUrl | None = None
+    kit_stage: str = "prod"
+    kit_routes: KitRoutes = KitRoutes()
+    aws_region: str = "cn-northwest-1"
+    kit_timeout_seconds: float = Field(9.0, gt=0)
+    kit_connect_timeout_seconds: float = Field(3.0, gt=0)
+    kit_max_connections: int = Field(64, ge=1)
+
+    mappings_dir: Path | None = None
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    _parse_keys = field_validator("caller_keys", mode="before")(_parse_caller_keys)
+    _parse_allow = field_validator("fetch_allow", mode="before")(_split_list)
+
+    @field_validator("fetch_allow")
+    @classmethod
+    def _check_allow(cls, entries: list[str]) -> list[str]:
+        for entry in entries:
+            if "/" in entry:
+                ipaddress.ip_network(entry, strict=False)  # raises ValueError naming the entry
+        return entries
+
+    @field_validator("kit_url")
+    @classmethod
+    def _base_only(cls, url: HttpUrl | None) -> HttpUrl | None:
+        if url is not None and (url.path or "/") != "/":
+            raise ValueError("give the API's base URL without the stage or a route; set kit_stage for the stage")
+        return url
+
+    @model_validator(mode="after")
+    def _keys_or_loopback(self) -> Settings:
+        if not self.caller_keys and not is_loopback(self.host):
+            raise ValueError(
+                f"no caller_keys configured and host {self.host!r} is not loopback: refusing to accept "
+                "unauthenticated callers from the network (set VISION_PROXY_CALLER_KEYS)"
+            )
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, YamlConfigSettingsSource(settings_cls)
+
+    def kit_route_url(self, route: str) -> str:
+        """Full URL of one kit route; `route` is a field name of `KitRoutes`."""
+        if self.kit_url is None:
+            raise RuntimeError("kit_url is not set")
+        base = str(self.kit_url).rstrip("/")
+        return f"{base}/{self.kit_stage}/{getattr(self.kit_routes, route)}"
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class ConfigError(Exception):
+    """Start-up configuration is wrong; the message names the key."""
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    class FileSettings(Settings):
+        model_config = SettingsConfigDict(**{**Settings.model_config, "yaml_file": config_file})
+
+    if config_file is not None and not config_file.is_file():
+        raise ConfigError(f"--config: no such file: {config_file}")
+    try:
+        return FileSettings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        raise ConfigError(describe(exc)) from None
+
+
+def describe(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "(settings)"
+        env = f" (VISION_PROXY_{key.split('.')[0].upper()})" if err["loc"] else ""
+        lines.append(f"config error: {key}{env}: {err['msg']}")
+    return "\n".join(lines)

@@ -1,0 +1,160 @@
+"""Load `mappings/<product>/<Action>.yaml` into typed action specs, and bind request parameters to them.
+
+A mapping is the contract of one Aliyun action: its parameters (exact casing, type, required, default,
+limits), its image source and limits, the kit route, and the converter that shapes the answer. A bad
+file stops start-up with the file and the field named.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .aliyun.errors import Err, invalid, missing
+
+ImageFormat = Literal["jpeg", "png", "bmp", "gif", "webp", "tiff"]
+TRUE, FALSE = "true", "false"
+
+
+class ParamSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["string", "integer", "number", "boolean"] = "string"
+    required: bool = False
+    default: Any = None
+    minimum: float | None = None
+    maximum: float | None = None
+    enum: list[Any] | None = None
+    max_length: int | None = None
+    ignored: str | None = Field(None, description="accepted but not honoured by the kit: why")
+
+    def coerce(self, name: str, raw: str) -> Any:
+        """Booleans case-insensitively, integers and numbers from strings, then the limits."""
+        value: Any
+        if self.type == "boolean":
+            if raw.lower() not in (TRUE, FALSE):
+                raise invalid(name, "Expected true or false.")
+            value = raw.lower() == TRUE
+        elif self.type in ("integer", "number"):
+            try:
+                value = int(raw) if self.type == "integer" else float(raw)
+            except ValueError:
+                raise invalid(name, f"Expected an {self.type}.") from None
+            if self.minimum is not None and value < self.minimum:
+                raise invalid(name, f"The minimum is {self.minimum:g}.")
+            if self.maximum is not None and value > self.maximum:
+                raise invalid(name, f"The maximum is {self.maximum:g}.")
+        else:
+            value = raw
+            if self.max_length is not None and len(raw) > self.max_length:
+                raise invalid(name, f"The maximum length is {self.max_length}.")
+        if self.enum is not None and value not in self.enum:
+            raise invalid(name, f"Allowed values: {', '.join(map(str, self.enum))}.")
+        return value
+
+
+class ImageSpec(BaseModel):
+    """Where the image comes from and Aliyun's documented input limits for this action."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url_param: str
+    raw_body: bool = False
+    formats: list[ImageFormat]
+    max_bytes: int
+    min_side: int = Field(1, description="smallest allowed side, inclusive")
+    max_side: int = Field(description="largest allowed side, inclusive")
+    max_aspect: float | None = None
+    errors: dict[Literal["download", "format", "size", "resolution", "url"], str] = {}
+
+
+class ActionSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    product: Literal["ocr", "ocr-api", "imageseg", "imageenhan"]
+    version: str
+    action: str
+    kit_route: Literal["ocr", "segmentation", "super_resolution"]
+    converter: str
+    shadow_safe: bool = False
+    parameters: dict[str, ParamSpec] = {}
+    image: ImageSpec | None = None
+    notes: str = ""
+
+    @model_validator(mode="after")
+    def _image_param_declared(self) -> ActionSpec:
+        if self.image and self.image.url_param not in self.parameters:
+            raise ValueError(f"image.url_param {self.image.url_param!r} is not among parameters")
+        return self
+
+    def bind(self, params: dict[str, str]) -> dict[str, Any]:
+        """Typed parameters for the converter; unknown names are ignored, as Aliyun does."""
+        bound: dict[str, Any] = {}
+        for name, spec in self.parameters.items():
+            raw = params.get(name)
+            if raw is None or raw == "":
+                if spec.required and not self._image_elsewhere(name):
+                    raise missing(name)
+                bound[name] = spec.default
+            else:
+                bound[name] = spec.coerce(name, raw)
+        return bound
+
+    def _image_elsewhere(self, name: str) -> bool:
+        """The URL parameter is optional where the image may come as the raw body instead."""
+        return bool(self.image and self.image.raw_body and name == self.image.url_param)
+
+
+class MappingError(Exception):
+    """A mapping file is wrong; the message names the file and the field."""
+
+
+Converter = Callable[..., Any]
+
+
+class Registry:
+    """All actions, routed by (Action, Version) as Aliyun's gateway does."""
+
+    def __init__(self, specs: Iterable[ActionSpec]) -> None:
+        self.specs = {(s.action, s.version): s for s in specs}
+        self.actions = {s.action for s in self.specs.values()}
+
+    def route(self, action: str | None, version: str | None) -> ActionSpec:
+        spec = self.specs.get((action or "", version or ""))
+        if spec is not None:
+            return spec
+        if action in self.actions:
+            raise Err.INVALID_VERSION()
+        raise Err.INVALID_ACTION()
+
+
+def default_dir() -> Path:
+    here = Path(__file__).resolve().parent
+    repo = here.parent / "mappings"
+    return repo if repo.is_dir() else here / "_mappings"
+
+
+def load(directory: Path, converters: dict[str, Converter]) -> Registry:
+    specs: list[ActionSpec] = []
+    files = sorted(directory.glob("*/*.yaml"))
+    if not files:
+        raise MappingError(f"{directory}: no mapping files (*/*.yaml)")
+    for path in files:
+        where = path.relative_to(directory)
+        try:
+            spec = ActionSpec.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+        except yaml.YAMLError as exc:
+            raise MappingError(f"mappings/{where}: not valid YAML: {exc}") from None
+        except ValidationError as exc:
+            fields = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(file)'}: {e['msg']}" for e in exc.errors())
+            raise MappingError(f"mappings/{where}: {fields}") from None
+        if spec.converter not in converters:
+            raise MappingError(f"mappings/{where}: converter: unknown converter {spec.converter!r}")
+        if (path.parent.name, path.stem) != (spec.product, spec.action):
+            raise MappingError(f"mappings/{where}: product/action: file must be {spec.product}/{spec.action}.yaml")
+        specs.append(spec)
+    return Registry(specs)
