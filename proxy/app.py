@@ -136,20 +136,23 @@ async def stop_services(services: Services) -> None:
         await services.local.close()
 
 
+SERVICES = web.AppKey("services", Services)
+GATEWAY = web.AppKey("gateway", Gateway)
+
+
 def build_app(settings: Settings) -> web.Application:
     # Bodies are read as a capped stream by the gateway; aiohttp's own 1 MiB cap must not cut in first.
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[_aiohttp_errors])
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         services = await start_services(settings)
-        app["services"] = services
-        gateway = Gateway(services)
-        app["gateway"] = gateway
+        app[SERVICES] = services
+        app[GATEWAY] = Gateway(services)
         yield
         await stop_services(services)
 
     async def dispatch(request: web.Request) -> web.StreamResponse:
-        return await request.app["gateway"].handle(request)
+        return await request.app[GATEWAY].handle(request)
 
     app.cleanup_ctx.append(lifecycle)
     app.router.add_route("*", "/{tail:.*}", dispatch)

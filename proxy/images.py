@@ -103,7 +103,8 @@ class GuardedResolver(AbstractResolver):
         self.guard = guard
         self.inner = aiohttp.ThreadedResolver()
 
-    async def resolve(self, host: str, port: int = 0, family: int = socket.AF_INET) -> list[ResolveResult]:
+    async def resolve(self, host: str, port: int = 0,
+                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
         results = await self.inner.resolve(host, port, family)
         if self.guard.host_allowed(host):
             return results
@@ -244,5 +245,5 @@ def _renamed(err: AliyunError, spec: ImageSpec) -> AliyunError:
              Err.IMAGE_SIZE: "size", Err.IMAGE_RESOLUTION: "resolution", Err.IMAGE_URL: "url"}
     kind = kinds.get(err.kind) if err.kind else None
     if kind and kind in spec.errors:
-        err.code = spec.errors[kind]  # type: ignore[index]
+        err.code = spec.errors[kind]
     return err

@@ -118,7 +118,7 @@ def _status_error(route: str, status: int, raw: bytes, retry_after: str | None) 
         return err
     if status == 504:
         return Err.TIMEOUT()
-    if status in (403, 503) or status >= 500 and status != 502:
+    if status in (403, 503) or (status >= 500 and status != 502):
         return Err.SERVICE_UNAVAILABLE()
     return Err.INTERNAL_ERROR()
 

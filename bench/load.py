@@ -1,0 +1,82 @@
+"""The load generator: sequential latency and fixed-concurrency throughput, baseline and proxy side by side."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import statistics
+import time
+from dataclasses import dataclass
+
+import aiohttp
+
+
+@dataclass(frozen=True, eq=False)  # hashed by identity: used as a dict key
+class Target:
+    """One scenario's request aimed at one server (baseline or proxy)."""
+
+    url: str
+    body: bytes
+    headers: dict[str, str]
+
+
+async def send(session: aiohttp.ClientSession, target: Target) -> bytes:
+    """One request; anything but 200 stops the run, since a failing request would flatter the numbers."""
+    async with session.post(target.url, data=target.body, headers=target.headers) as resp:
+        body = await resp.read()
+        if resp.status != 200:
+            raise RuntimeError(f"{target.url} answered {resp.status}: {body[:300]!r}")
+        return body
+
+
+async def latencies(session: aiohttp.ClientSession, base: Target, proxy: Target,
+                    warmup: int, count: int) -> tuple[list[float], list[float]]:
+    """Milliseconds per request, the two sides interleaved (order alternating) so drift hits both alike."""
+    for _ in range(warmup):
+        await send(session, base)
+        await send(session, proxy)
+    times: dict[Target, list[float]] = {base: [], proxy: []}
+    for i in range(count):
+        for target in (base, proxy) if i % 2 == 0 else (proxy, base):
+            started = time.perf_counter()
+            await send(session, target)
+            times[target].append((time.perf_counter() - started) * 1000)
+    return times[base], times[proxy]
+
+
+async def _burst(session: aiohttp.ClientSession, target: Target, concurrency: int, seconds: float,
+                 max_requests: int) -> tuple[int, float]:
+    """Requests completed and seconds taken by `concurrency` workers, bounded by count and by time."""
+    deadline = time.perf_counter() + seconds
+    issued = 0
+
+    async def worker() -> None:
+        nonlocal issued
+        while issued < max_requests and time.perf_counter() < deadline:
+            issued += 1
+            await send(session, target)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return issued, time.perf_counter() - started
+
+
+async def throughputs(session: aiohttp.ClientSession, base: Target, proxy: Target, concurrency: int,
+                      seconds: float, max_requests: int) -> tuple[float, float]:
+    """Requests/s for each side, run as base-proxy-proxy-base halves so a linear drift cancels out."""
+    done = {base: 0, proxy: 0}
+    took = {base: 0.0, proxy: 0.0}
+    for target in (base, proxy, proxy, base):
+        n, s = await _burst(session, target, concurrency, seconds / 2, max_requests // 2)
+        done[target] += n
+        took[target] += s
+    return done[base] / took[base], done[proxy] / took[proxy]
+
+
+def p50(ms: list[float]) -> float:
+    return statistics.median(ms)
+
+
+def p95(ms: list[float]) -> float:
+    """Nearest-rank 95th percentile (no interpolation: with few samples it is an observed value)."""
+    return sorted(ms)[math.ceil(0.95 * len(ms)) - 1]

@@ -1,0 +1,70 @@
+"""Run real servers for the tests: the proxy (with its embedded backend), image servers, fault kits.
+
+Each server runs on its own event loop in a background thread, because the Aliyun SDKs under test are
+blocking clients called from the test thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from aiohttp import web
+
+from proxy.app import SERVICES, Services, build_app
+from proxy.config import load_settings
+
+
+class LoopThread:
+    """An asyncio loop in a daemon thread; `run` submits coroutines from the test thread."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, Any], timeout: float = 60) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+class AppServer:
+    """Serve an aiohttp Application on 127.0.0.1 (port chosen by the OS) in a LoopThread."""
+
+    def __init__(self, make_app: Callable[[], web.Application]) -> None:
+        self.lt = LoopThread()
+        self.runner: web.AppRunner | None = None
+
+        async def start() -> int:
+            self.runner = web.AppRunner(make_app(), access_log=None)
+            await self.runner.setup()
+            site = web.TCPSite(self.runner, "127.0.0.1", 0)
+            await site.start()
+            return int(self.runner.addresses[0][1])
+
+        self.port = self.lt.run(start())
+        self.endpoint = f"127.0.0.1:{self.port}"
+        self.url = f"http://{self.endpoint}"
+
+    def close(self) -> None:
+        if self.runner is not None:
+            self.lt.run(self.runner.cleanup())
+        self.lt.stop()
+
+
+class ProxyServer(AppServer):
+    """The real proxy application, configured like `vision-proxy serve` would be."""
+
+    def __init__(self, **settings: Any) -> None:
+        self.settings = load_settings(None, **settings)
+        super().__init__(lambda: build_app(self.settings))
+
+    @property
+    def services(self) -> Services:
+        assert self.runner is not None
+        return self.runner.app[SERVICES]

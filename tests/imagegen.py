@@ -1,0 +1,57 @@
+"""Test images made at run time with Pillow: text whose content is known, so OCR answers can be checked."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+from functools import cache
+
+from PIL import Image, ImageDraw, ImageFont
+
+# (text, top-left x, top-left y) drawn at FONT_SIZE on a white canvas
+LINES = [
+    ("Hello World 2024 OCR test", 60, 60),
+    ("中文识别测试：白板、便签", 60, 200),
+    ("fabrie 无边界AI白板", 60, 340),
+]
+FONT_SIZE = 48
+SIZE = (1000, 460)
+
+
+@cache
+def font_path() -> str:
+    path = subprocess.run(["fc-match", "-f", "%{file}", "WenQuanYi Zen Hei"], capture_output=True,
+                          text=True, check=True).stdout
+    assert "wqy" in path.lower(), "install Debian fonts-wqy-zenhei (scripts/test does)"
+    return path
+
+
+def text_image(fmt: str = "PNG", exif_orientation: int | None = None) -> bytes:
+    img = Image.new("RGB", SIZE, "white")
+    draw = ImageDraw.Draw(img)
+    font = ImageFont.truetype(font_path(), FONT_SIZE)
+    for text, x, y in LINES:
+        draw.text((x, y), text, fill="black", font=font)
+    if exif_orientation == 6:  # stored rotated: a viewer must turn it 90° clockwise to read it
+        img = img.transpose(Image.Transpose.ROTATE_90)
+    out = io.BytesIO()
+    exif = Image.Exif()
+    if exif_orientation:
+        exif[0x0112] = exif_orientation
+    img.save(out, fmt, **({"exif": exif} if exif_orientation else {}))
+    return out.getvalue()
+
+
+def noise_image(width: int, height: int, fmt: str = "PNG") -> bytes:
+    """Incompressible pixels: the encoded size tracks width x height."""
+    img = Image.frombytes("RGB", (width, height), os.urandom(width * height * 3))
+    out = io.BytesIO()
+    img.save(out, fmt)
+    return out.getvalue()
+
+
+def blank_image(width: int, height: int, fmt: str = "PNG") -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), "white").save(out, fmt)
+    return out.getvalue()
