@@ -29,7 +29,7 @@ def _image_app() -> web.Application:
     async def serve(request: web.Request) -> web.StreamResponse:
         path = request.path
         if path == "/slow.png":
-            await asyncio.sleep(30)
+            await asyncio.sleep(10)
         if path == "/redirect-private":
             raise web.HTTPFound("http://169.254.169.254/latest/meta-data/")
         if path == "/redirect-ok":

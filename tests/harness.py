@@ -29,8 +29,16 @@ class LoopThread:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
     def stop(self) -> None:
+        async def cancel_pending() -> None:
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        self.run(cancel_pending())
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
+        self.loop.close()
 
 
 class AppServer:
@@ -41,7 +49,7 @@ class AppServer:
         self.runner: web.AppRunner | None = None
 
         async def start() -> int:
-            self.runner = web.AppRunner(make_app(), access_log=None)
+            self.runner = web.AppRunner(make_app(), access_log=None, shutdown_timeout=1)
             await self.runner.setup()
             site = web.TCPSite(self.runner, "127.0.0.1", 0)
             await site.start()

@@ -48,8 +48,6 @@ class KitClient:
 
     async def start(self) -> None:
         await self.credentials.start()
-        if not self.credentials.available:
-            log.error("kit.no_credentials", hint="no AWS credentials found in botocore's default chain")
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=self.max_connections, keepalive_timeout=30),
             timeout=self.timeout, auto_decompress=True,
@@ -118,10 +116,9 @@ def _status_error(route: str, status: int, raw: bytes, retry_after: str | None) 
         return err
     if status == 504:
         return Err.TIMEOUT()
-    if status in (403, 503) or (status >= 500 and status != 502):
+    if status in (403, 503):  # the kit refuses the proxy's own credentials, or is down: not the caller's fault
         return Err.SERVICE_UNAVAILABLE()
     return Err.INTERNAL_ERROR()
-
 
 def _seconds(retry_after: str | None) -> int:
     """Whole seconds to wait (at least 1); an HTTP-date or garbage means 1."""

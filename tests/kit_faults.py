@@ -1,0 +1,70 @@
+"""A kit that fails on purpose, for the failure shapes the real kit has but the local models never show.
+
+It still verifies SigV4 like API Gateway (with `proxy.kit.sigv4.verify`), so a passing call proves the
+proxy signed it. This is a stub by necessity: a real API Gateway, Lambda or SageMaker cannot run here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from typing import Any
+
+from aiohttp import web
+
+from proxy.kit.sigv4 import SigV4Rejected, verify
+
+ACCESS_KEY, SECRET_KEY, REGION = "AKIDFAULTKIT", "fault-kit-secret", "cn-northwest-1"
+GOOD = [{"words": "hello", "location": {"top": 10, "left": 20, "width": 300, "height": 40}, "score": 0.97},
+        {"duration": 0.12}]
+MODEL_ERROR = {"ErrorCode": "CLIENT_ERROR_FROM_MODEL", "LogStreamArn": "arn:aws-cn:logs:...",
+               "OriginalStatusCode": 400, "OriginalMessage": "`parameter `img` illegal",
+               "Message": "Received client error (400) from primary with message ..."}
+
+# fault name -> (status, body, headers)
+FAULTS: dict[str, tuple[int, Any, dict[str, str]]] = {
+    "ok": (200, GOOD, {}),
+    "400-img": (400, "`parameter `img` illegal", {}),
+    "400-url": (400, "`parameter `url` illegal", {}),
+    "400-param": (400, "invalid param", {}),
+    "403": (403, {"message": "The security token included in the request is invalid."}, {}),
+    "413": (413, {"message": "Request Too Long"}, {}),
+    "429": (429, {"message": "Too Many Requests"}, {"Retry-After": "2"}),
+    "502": (502, {"message": "Internal server error"}, {}),
+    "504": (504, {"message": "Endpoint request timed out"}, {}),
+    "200-model-error": (200, MODEL_ERROR, {}),
+    "200-wrong-shape": (200, {"result": "not a list of lines"}, {}),
+    "200-not-json": (200, "<html>oops</html>", {}),
+}
+
+
+class FaultKit:
+    def __init__(self) -> None:
+        self.fault = "ok"
+        self.calls = 0
+        self.rejected = 0
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=20 * 1024 * 1024)
+        app.router.add_post("/{path:.*}", self.handle)
+        return app
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        try:
+            verify("POST", f"http://{request.host}{request.raw_path}", request.headers,
+                   hashlib.sha256(body).hexdigest(), ACCESS_KEY, SECRET_KEY, REGION)
+        except SigV4Rejected as exc:
+            self.rejected += 1
+            return web.json_response({"message": str(exc)}, status=403)
+        self.calls += 1
+        if self.fault == "hang":
+            await asyncio.sleep(10)
+        if self.fault == "close":
+            assert request.transport is not None
+            request.transport.close()
+            return web.Response()
+        status, payload, headers = FAULTS[self.fault]
+        text = payload if isinstance(payload, str) else json.dumps(payload)
+        return web.Response(status=status, text=text, headers=headers)

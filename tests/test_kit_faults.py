@@ -1,0 +1,127 @@
+"""Every failure shape of the AI Solution Kit becomes the Aliyun error an SDK understands."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+
+import pytest
+from alibabacloud_ocr20191230 import models as ocr_models
+from alibabacloud_tea_openapi.exceptions import ClientException, ServerException, ThrottlingException
+
+from tests import sdk
+from tests.harness import AppServer, ProxyServer
+from tests.kit_faults import ACCESS_KEY, REGION, SECRET_KEY, FaultKit
+
+
+@pytest.fixture(scope="module")
+def kit() -> Iterator[tuple[FaultKit, AppServer]]:
+    fault = FaultKit()
+    server = AppServer(fault.app)
+    yield fault, server
+    server.close()
+
+
+def remote_kit_proxy(**settings) -> ProxyServer:
+    """A proxy configured for a remote kit: credentials come from botocore's chain (here, the env)."""
+    saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+    os.environ.update(AWS_ACCESS_KEY_ID=ACCESS_KEY, AWS_SECRET_ACCESS_KEY=SECRET_KEY)
+    try:
+        return ProxyServer(caller_keys="testid:testsecret", aws_region=REGION, fetch_allow="127.0.0.1/32",
+                           **settings)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@pytest.fixture(scope="module")
+def kit_proxy(kit) -> Iterator[ProxyServer]:
+    server = remote_kit_proxy(kit_url=kit[1].url, kit_timeout_seconds=1.5, max_inflight=1)
+    yield server
+    server.close()
+
+
+def call(proxy: ProxyServer, images: AppServer):
+    return sdk.ocr(proxy.endpoint).recognize_character(ocr_models.RecognizeCharacterRequest(
+        image_url=f"{images.url}/text.png", min_height=10, output_probability=True))
+
+
+def test_signed_call_succeeds_and_timing_entry_is_dropped(kit, kit_proxy, images):
+    fault, _ = kit
+    fault.fault = "ok"
+    rejected = fault.rejected
+    resp = call(kit_proxy, images)
+    assert [r.text for r in resp.body.data.results] == ["hello"]
+    assert fault.rejected == rejected  # the kit verified the proxy's SigV4
+
+
+@pytest.mark.parametrize(("fault_name", "exc_type", "code", "status"), [
+    ("400-img", ClientException, "InvalidImage.Format", 400),
+    ("400-url", ClientException, "InvalidImage.Download", 400),
+    ("400-param", ClientException, "InvalidParameter", 400),
+    ("403", ServerException, "ServiceUnavailable", 503),
+    ("413", ClientException, "InvalidImage.Size", 400),
+    ("429", ThrottlingException, "Throttling", 400),
+    ("502", ServerException, "InternalError", 500),
+    ("504", ClientException, "Timeout", 408),
+    ("200-model-error", ClientException, "InvalidImage.Format", 400),
+    ("200-wrong-shape", ServerException, "InternalError", 500),
+    ("200-not-json", ServerException, "InternalError", 500),
+    ("close", ServerException, "ServiceUnavailable", 503),
+    ("hang", ClientException, "Timeout", 408),
+])
+def test_kit_failure_shapes(kit, kit_proxy, images, fault_name, exc_type, code, status):
+    kit[0].fault = fault_name
+    with pytest.raises(exc_type) as exc:
+        call(kit_proxy, images)
+    assert (exc.value.code, exc.value.status_code) == (code, status)
+    if fault_name == "429":
+        assert exc.value.retry_after == 2
+
+
+def test_kit_unreachable(images):
+    proxy = remote_kit_proxy(kit_url="http://127.0.0.1:9")  # discard port: nothing listens
+    try:
+        with pytest.raises(ServerException) as exc:
+            call(proxy, images)
+        assert (exc.value.code, exc.value.status_code) == ("ServiceUnavailable", 503)
+    finally:
+        proxy.close()
+
+
+def test_inflight_cap_throttles_instead_of_queueing(kit, kit_proxy, images):
+    kit[0].fault = "hang"
+    outcomes: list[str] = []
+
+    def one() -> None:
+        try:
+            call(kit_proxy, images)
+            outcomes.append("ok")
+        except (ClientException, ServerException) as exc:
+            outcomes.append(exc.code)
+
+    threads = [threading.Thread(target=one) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert sorted(outcomes) == ["Throttling", "Timeout"]
+
+
+def test_no_aws_credentials_answers_service_unavailable(kit, images, monkeypatch, tmp_path):
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    proxy = ProxyServer(caller_keys="testid:testsecret", kit_url=kit[1].url, fetch_allow="127.0.0.1/32")
+    try:
+        with pytest.raises(ServerException) as exc:
+            call(proxy, images)
+        assert (exc.value.code, exc.value.status_code) == ("ServiceUnavailable", 503)
+    finally:
+        proxy.close()
