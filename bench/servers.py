@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import io
 import os
 from collections.abc import AsyncIterator
@@ -89,10 +90,8 @@ def main() -> None:
     parser.add_argument("--kit-url", help="baseline: the stub's OCR route")
     args = parser.parse_args()
     app = stub_app(noise_png(args.image_bytes)) if args.role == "stub" else baseline_app(args.kit_url)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C in the terminal reaches the whole process group
         asyncio.run(serve(app))
-    except KeyboardInterrupt:
-        pass
 
 
 if __name__ == "__main__":
