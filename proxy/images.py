@@ -232,8 +232,14 @@ def _prepare(data: bytes, kind: str, spec: ImageSpec) -> LoadedImage:
 
 
 def _orientation(img: Image.Image) -> int:
+    """EXIF orientation without decoding pixels: Pillow's PNG getexif() would load the whole image."""
     try:
-        value: Any = img.getexif().get(EXIF_ORIENTATION, 1)
+        if img.format == "PNG":
+            exif = Image.Exif()
+            exif.load(img.info.get("exif") or b"")  # an eXIf chunk before the pixel data
+        else:
+            exif = img.getexif()
+        value: Any = exif.get(EXIF_ORIENTATION, 1)
         return int(value)
     except (AttributeError, OSError, ValueError, TypeError):
         return 1
