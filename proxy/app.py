@@ -103,8 +103,7 @@ async def _aiohttp_errors(request: web.Request,
         return serialize.error(err, new_request_id(), request.headers.get("Host", ""), "vision", "json")
 
 
-async def start_services(settings: Settings) -> Services:
-    registry = mappings.load(settings.mappings_dir or mappings.default_dir(), CONVERTERS)
+async def start_services(settings: Settings, registry: mappings.Registry) -> Services:
     local: LocalBackend | None = None
     if settings.kit_url is None:
         local = LocalBackend(settings.aws_region, settings.kit_stage, settings.kit_routes)
@@ -141,11 +140,13 @@ GATEWAY = web.AppKey("gateway", Gateway)
 
 
 def build_app(settings: Settings) -> web.Application:
+    """The application; raises MappingError here, before serving, when a mapping file is wrong."""
+    registry = mappings.load(settings.mappings_dir or mappings.default_dir(), CONVERTERS)
     # Bodies are read as a capped stream by the gateway; aiohttp's own 1 MiB cap must not cut in first.
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[_aiohttp_errors])
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        services = await start_services(settings)
+        services = await start_services(settings, registry)
         app[SERVICES] = services
         app[GATEWAY] = Gateway(services)
         yield

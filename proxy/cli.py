@@ -32,10 +32,11 @@ def main(argv: list[str] | None = None) -> int:
     from .app import build_app
 
     try:
-        web.run_app(build_app(settings), host=settings.host, port=settings.port, access_log=None,
-                    print=lambda msg: print(f"vision-proxy listening on http://{settings.host}:{settings.port}",
-                                            file=sys.stderr))
+        app = build_app(settings)
     except MappingError as exc:
         print(f"mapping error: {exc}", file=sys.stderr)
         return 2
+    web.run_app(app, host=settings.host, port=settings.port, access_log=None,
+                print=lambda _: print(f"vision-proxy listening on http://{settings.host}:{settings.port}",
+                                      file=sys.stderr))
     return 0
