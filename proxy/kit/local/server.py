@@ -3,7 +3,10 @@ Gateway with IAM auth. The proxy reaches it over loopback HTTP with generated cr
 newcomer runs is the production path.
 
 Only what the kit does is reproduced: routes under the stage, `{url}` or `{img}` JSON bodies, plain-text
-400s, and API Gateway's JSON 403 for a bad signature or an undeployed route.
+400s, and API Gateway's JSON 403 for a bad signature or an undeployed route. Routes: lite-ocr (rapidocr),
+human-segmentation (MediaPipe selfie segmentation), super-resolution-ml (Real-ESRGAN ncnn, CPU). Every answer
+names the model that made it in `x-local-model`. A model that cannot run here answers 503 with the reason in
+`x-local-model-unavailable`, never a made-up result.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import json
 import secrets
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -25,10 +29,9 @@ from botocore.credentials import Credentials
 
 from ...config import KitRoutes
 from ..sigv4 import SigV4Rejected, verify
-from .ocr import MODEL_NAME, OcrEngine
+from . import ocr, segment, superres
 
 log = structlog.get_logger("kit.local")
-Model = Callable[[bytes], Any]
 
 
 def _text(status: int, message: str) -> web.Response:
@@ -40,13 +43,68 @@ def _gateway(status: int, message: str) -> web.Response:
     return web.json_response({"message": message}, status=status)
 
 
+def _header(text: str) -> str:
+    return " ".join(text.split())[:300]  # one line, bounded
+
+
+class InvalidParam(ValueError):
+    """A request field other than `url`/`img` is unusable: the kit's 400 `invalid param`."""
+
+
+@dataclass(frozen=True)
+class Route:
+    """One kit route. `params` reads the request's own fields before any image is fetched (raising
+    InvalidParam); `run` is blocking, runs in the worker pool, and returns (model name, JSON-able answer)."""
+
+    params: Callable[[dict[str, Any]], Any]
+    run: Callable[[bytes, Any], tuple[str, Any]]
+
+
+def _no_params(event: dict[str, Any]) -> None:
+    return None
+
+
+def _foreground(event: dict[str, Any]) -> bool:
+    return event.get("type") == "foreground"  # only this exact value has an effect in the kit
+
+
+def _scale(event: dict[str, Any]) -> int:
+    # The kit calls int() on `scale` outside its try block: a non-integer there is a Flask 500 (reaching the
+    # caller as a SageMaker ModelError inside an HTTP 200) and 0 divides by zero. Here both are a 400.
+    value = event.get("scale", 2)
+    if isinstance(value, bool):
+        raise InvalidParam(value)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, str):
+        try:
+            value = int(value)  # the kit's int("4") accepts digit strings
+        except ValueError:
+            raise InvalidParam(value) from None
+    if not isinstance(value, int) or value <= 0:
+        raise InvalidParam(value)
+    return value
+
+
+def _png_result(png: bytes) -> dict[str, str]:
+    return {"result": base64.b64encode(png).decode("ascii")}
+
+
 class LocalBackend:
     def __init__(self, region: str, stage: str, routes: KitRoutes, threads: int = 1) -> None:
         self.region = region
         self.stage = stage
         self.credentials = Credentials("AKIDLOCAL" + secrets.token_hex(6).upper(), secrets.token_urlsafe(30))
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="local-model")
-        self._models: dict[str, tuple[str, Model]] = {routes.ocr: (MODEL_NAME, OcrEngine().recognise)}
+        ocr_engine, segmenter, resolver = ocr.OcrEngine(), segment.Segmenter(), superres.SuperResolver()
+        # Models load on first use, once, under their own locks.
+        self._routes: dict[str, Route] = {
+            routes.ocr: Route(_no_params, lambda image, _: (ocr.MODEL_NAME, ocr_engine.recognise(image))),
+            routes.segmentation: Route(_foreground, lambda image, foreground: (
+                segment.MODEL_NAME, _png_result(segmenter.segment(image, foreground)))),
+            routes.super_resolution: Route(_scale, lambda image, scale: (
+                superres.model_name(scale), _png_result(resolver.upscale(image, scale)))),
+        }
         self._runner: web.AppRunner | None = None
         self._fetch: aiohttp.ClientSession | None = None
         self.base_url = ""
@@ -81,9 +139,9 @@ class LocalBackend:
         except SigV4Rejected as exc:
             return _gateway(403, str(exc))
         stage, _, route = request.path.strip("/").partition("/")
-        if request.method != "POST" or stage != self.stage or route not in self._models:
+        if request.method != "POST" or stage != self.stage or route not in self._routes:
             return _gateway(403, "Missing Authentication Token")
-        name, model = self._models[route]
+        handler = self._routes[route]
         try:
             event = json.loads(body)
         except ValueError:
@@ -92,15 +150,38 @@ class LocalBackend:
             return _text(400, "invalid param")
         if "url" in event and "img" in event:
             return _text(400, "`url` and `img` cannot be used at the same time")
+        try:
+            params = handler.params(event)
+        except InvalidParam:
+            return _text(400, "invalid param")
         image = await self._image(event)
         if isinstance(image, web.Response):
             return image
+
+        def work() -> tuple[str, bytes]:  # JSON encoding of a large base64 PNG stays off the event loop too
+            name, result = handler.run(image, params)
+            return name, json.dumps(result).encode()
+
         try:
-            result = await asyncio.get_running_loop().run_in_executor(self._executor, model, image)
+            name, answer = await asyncio.get_running_loop().run_in_executor(self._executor, work)
+        except ImportError as exc:
+            log.warning("local.model_unavailable", route=route, reason=str(exc))
+            response = _gateway(503, "Service Unavailable")
+            response.headers["x-local-model-unavailable"] = _header(str(exc))
+            return response
+        except superres.TooLarge as exc:
+            # What the kit does with an output it cannot produce in time (its issue #152).
+            response = _gateway(504, "Endpoint request timed out")
+            response.headers["x-local-model-limit"] = _header(
+                f"output {exc} exceeds the embedded backend's {superres.MAX_OUTPUT_PIXELS} pixels")
+            return response
         except (OSError, ValueError) as exc:
             log.info("local.model_rejected", route=route, error=type(exc).__name__)
             return _text(400, "`parameter `img` illegal" if "img" in event else "`parameter `url` illegal")
-        response = web.Response(body=json.dumps(result).encode(), content_type="application/json")
+        except Exception:
+            log.exception("local.model_failed", route=route)
+            return _gateway(502, "Internal server error")  # API Gateway's answer to a crashed Lambda
+        response = web.Response(body=answer, content_type="application/json")
         response.headers["x-local-model"] = name
         return response
 

