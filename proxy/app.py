@@ -7,6 +7,8 @@ wire). Services start and stop with the application.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -15,7 +17,7 @@ import structlog
 from aiohttp import web
 
 from . import mappings
-from .actions import CONVERTERS, Call
+from .actions import CONVERTERS, Backends, Call
 from .aliyun import serialize
 from .aliyun.errors import AliyunError, Err
 from .aliyun.nonces import MemoryNonceStore
@@ -23,21 +25,26 @@ from .aliyun.request import InboundRequest, begin, new_request_id, read_body
 from .aliyun.signature import Authenticator
 from .config import Settings
 from .images import ImageLoader
+from .jobs import JobRunner
 from .kit.client import KitClient
 from .kit.credentials import CredentialSource
 from .kit.local.server import LocalBackend
+from .results import LocalResultStore, ResultStore, open_store
 
 log = structlog.get_logger("proxy")
 
 
 @dataclass
 class Services:
-    settings: Settings
     registry: mappings.Registry
     auth: Authenticator
-    images: ImageLoader
-    kit: KitClient
+    backends: Backends
     local: LocalBackend | None = None
+    results_cleanup: asyncio.Task[None] | None = None
+
+    @property
+    def settings(self) -> Settings:
+        return self.backends.settings
 
 
 class Gateway:
@@ -58,7 +65,7 @@ class Gateway:
             product = spec.product
             caller = await self.s.auth.authenticate(inbound)
             params = spec.bind(inbound.params)
-            body = await self._convert(Call(spec, params, inbound, self.s.kit, self.s.images))
+            body = await self._convert(Call(spec, params, inbound, self.s.backends))
             response = serialize.success(spec.action, inbound.request_id, body, inbound.format)
             code = ""
         except AliyunError as err:
@@ -106,7 +113,7 @@ async def _aiohttp_errors(request: web.Request,
 async def start_services(settings: Settings, registry: mappings.Registry) -> Services:
     local: LocalBackend | None = None
     if settings.kit_url is None:
-        local = LocalBackend(settings.aws_region, settings.kit_stage, settings.kit_routes)
+        local = LocalBackend(settings.aws_region, settings.kit_stage, settings.kit_routes, threads=2)
         base = await local.start()
         settings = settings.model_copy(update={"kit_url": base})
         credentials = CredentialSource(local.credentials)
@@ -125,12 +132,38 @@ async def start_services(settings: Settings, registry: mappings.Registry) -> Ser
         log.warning("auth.disabled", host=settings.host,
                     warning="NO CALLER KEYS CONFIGURED: every caller is accepted without a signature "
                             "check. Allowed only on loopback; set VISION_PROXY_CALLER_KEYS.")
-    return Services(settings, registry, auth, images, kit, local)
+    results = await open_store(settings)
+    cleanup = asyncio.create_task(_clean_results(results, settings.result_cleanup_interval_seconds))
+    jobs = JobRunner(results, settings.job_workers, settings.job_queue_size, settings.job_deadline_seconds,
+                     settings.job_record_ttl_seconds)
+    jobs.start()
+    backends = Backends(settings, kit, images, results, jobs)
+    return Services(registry, auth, backends, local=local, results_cleanup=cleanup)
+
+
+async def _clean_results(store: ResultStore, interval: float) -> None:
+    """Delete expired results and records now and then; a failure is logged and tried again next time."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            removed = await store.cleanup()
+        except Exception:
+            log.exception("results.cleanup_failed")
+            continue
+        if removed:
+            log.info("results.cleanup", removed=removed)
 
 
 async def stop_services(services: Services) -> None:
-    await services.kit.close()
-    await services.images.close()
+    if services.results_cleanup is not None:
+        services.results_cleanup.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await services.results_cleanup
+    b = services.backends
+    await b.jobs.close()
+    await b.results.close()
+    await b.kit.close()
+    await b.images.close()
     if services.local is not None:
         await services.local.close()
 
@@ -155,6 +188,14 @@ def build_app(settings: Settings) -> web.Application:
     async def dispatch(request: web.Request) -> web.StreamResponse:
         return await request.app[GATEWAY].handle(request)
 
+    async def serve_result(request: web.Request) -> web.StreamResponse:
+        store = request.app[SERVICES].backends.results
+        if not isinstance(store, LocalResultStore):
+            raise web.HTTPNotFound()
+        return await store.serve(request)
+
     app.cleanup_ctx.append(lifecycle)
+    if settings.result_store == "local":  # S3 results are served by S3 itself
+        app.router.add_get("/results/{key:.+}", serve_result)
     app.router.add_route("*", "/{tail:.*}", dispatch)
     return app

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, HttpUrl, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
@@ -99,6 +100,33 @@ class Settings(BaseSettings):
     mappings_dir: Path | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
+    # ---- super-resolution tiling: input px per kit call, sized for the kit's ~6 MB response limit
+    sr_tile_size_x2: int = Field(512, ge=64)
+    sr_tile_size_x4: int = Field(256, ge=64)
+    sr_tile_overlap: int = Field(16, ge=0, le=31)
+    sr_tile_concurrency: int = Field(4, ge=1)
+
+    # ---- async jobs: a bounded pool; a job not done by its deadline reads TIMEOUT_FAILED
+    job_workers: int = Field(2, ge=1)
+    job_queue_size: int = Field(100, ge=1)
+    job_deadline_seconds: float = Field(300.0, gt=0)
+    job_record_ttl_seconds: float = Field(86_400.0, gt=0)
+
+    # ---- result store: result images (matting, super-resolution) and async-job records (proxy/results/)
+    result_store: Literal["local", "s3"] = "local"
+    result_ttl_seconds: int = Field(1800, ge=1, le=604_800, description="result URL life; Aliyun's is 30 min")
+    result_cleanup_interval_seconds: float = Field(60.0, gt=0)
+    # local: files under data_dir, served at {public_base_url or the caller's scheme://host}/results/<key>
+    public_base_url: str | None = None
+    data_dir: Path = Path("data")
+    result_signing_key: SecretStr | None = None  # unset: a random per-process key (one replica only)
+    # s3: credentials from botocore's default chain
+    s3_bucket: str | None = None
+    s3_prefix: str = ""
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None  # default: aws_region
+    s3_addressing_style: Literal["auto", "path", "virtual"] = "auto"
+
     _parse_keys = field_validator("caller_keys", mode="before")(_parse_caller_keys)
     _parse_allow = field_validator("fetch_allow", mode="before")(_split_list)
 
@@ -116,6 +144,35 @@ class Settings(BaseSettings):
         if url is not None and (url.path or "/") != "/":
             raise ValueError("give the API's base URL without the stage or a route; set kit_stage for the stage")
         return url
+
+    @field_validator("public_base_url", "s3_endpoint_url")
+    @classmethod
+    def _base_url(cls, url: str | None) -> str | None:
+        if not url:
+            return None
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+            raise ValueError("give scheme://host[:port][/path], with no query or fragment")
+        return url.rstrip("/")
+
+    @field_validator("result_signing_key")
+    @classmethod
+    def _long_enough(cls, key: SecretStr | None) -> SecretStr | None:
+        if key is not None and len(key.get_secret_value()) < 16:
+            raise ValueError("use at least 16 characters (e.g. `openssl rand -base64 32`)")
+        return key
+
+    @field_validator("s3_prefix")
+    @classmethod
+    def _prefix(cls, prefix: str) -> str:
+        prefix = prefix.strip("/")
+        return f"{prefix}/" if prefix else ""
+
+    @model_validator(mode="after")
+    def _s3_needs_bucket(self) -> Settings:
+        if self.result_store == "s3" and not self.s3_bucket:
+            raise ValueError("result_store is 's3' but s3_bucket (VISION_PROXY_S3_BUCKET) is not set")
+        return self
 
     @model_validator(mode="after")
     def _keys_or_loopback(self) -> Settings:

@@ -142,9 +142,10 @@ class ImageLoader:
         if self._session is not None:
             await self._session.close()
 
-    async def from_url(self, url: str, spec: ImageSpec) -> LoadedImage:
+    async def from_url(self, url: str, spec: ImageSpec, need_pixels: bool = False) -> LoadedImage:
+        """`need_pixels`: the proxy itself works on the image (matting, tiling), so pass-url cannot apply."""
         try:
-            if self.pass_url:
+            if self.pass_url and not need_pixels:
                 self.guard.check_url(url)
                 return LoadedImage(None, "", 0, 0, 0, 0, url=url)
             data = await self._fetch(url, spec)
@@ -212,10 +213,12 @@ def _prepare(data: bytes, kind: str, spec: ImageSpec) -> LoadedImage:
     orientation = _orientation(img)
     w, h = (org_h, org_w) if orientation in (5, 6, 7, 8) else (org_w, org_h)
     short, long = sorted((w, h))
-    if short < spec.min_side or long > spec.max_side or (spec.max_aspect and long / short > spec.max_aspect):
+    if (short < spec.min_side or long > spec.max_side or (spec.max_short_side and short > spec.max_short_side)
+            or (spec.max_aspect and long / short > spec.max_aspect)):
         raise _renamed(Err.IMAGE_RESOLUTION(
             f"{w}x{h}; each side must be {spec.min_side}-{spec.max_side} px"
-            + (f" with an aspect ratio up to {spec.max_aspect:g}" if spec.max_aspect else "")), spec)
+            + (f", the shorter side at most {spec.max_short_side} px" if spec.max_short_side else "")
+            + (f", with an aspect ratio up to {spec.max_aspect:g}" if spec.max_aspect else "")), spec)
     if orientation in (2, 3, 4, 5, 6, 7, 8):
         try:
             upright = ImageOps.exif_transpose(img)

@@ -68,6 +68,7 @@ class ImageSpec(BaseModel):
     max_bytes: int
     min_side: int = Field(1, description="smallest allowed side, inclusive")
     max_side: int = Field(description="largest allowed side, inclusive")
+    max_short_side: int | None = Field(None, description="largest allowed shorter side, inclusive")
     max_aspect: float | None = None
     errors: dict[Literal["download", "format", "size", "resolution", "url"], str] = {}
 
@@ -78,7 +79,7 @@ class ActionSpec(BaseModel):
     product: Literal["ocr", "ocr-api", "imageseg", "imageenhan"]
     version: str
     action: str
-    kit_route: Literal["ocr", "segmentation", "super_resolution"]
+    kit_route: Literal["ocr", "segmentation", "super_resolution"] | None = None
     converter: str
     shadow_safe: bool = False
     parameters: dict[str, ParamSpec] = {}

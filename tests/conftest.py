@@ -10,6 +10,7 @@ from aiohttp import web
 
 from tests import imagegen
 from tests.harness import AppServer, ProxyServer
+from tests.s3server import running_s3
 
 CALLER_KEYS = "testid:testsecret,STS.tempid:tempsecret:the-sts-token"
 
@@ -51,8 +52,15 @@ def images() -> Iterator[AppServer]:
 
 
 @pytest.fixture(scope="session")
-def proxy() -> Iterator[ProxyServer]:
+def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with running_s3(tmp_path_factory.mktemp("s3")) as endpoint:
+        yield endpoint
+
+
+@pytest.fixture(scope="session")
+def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProxyServer]:
     """Authenticating proxy in front of the embedded backend; may fetch from the loopback image server."""
-    server = ProxyServer(caller_keys=CALLER_KEYS, fetch_allow="127.0.0.1/32", fetch_timeout_seconds=2)
+    server = ProxyServer(caller_keys=CALLER_KEYS, fetch_allow="127.0.0.1/32", fetch_timeout_seconds=2,
+                         data_dir=tmp_path_factory.mktemp("results"))
     yield server
     server.close()

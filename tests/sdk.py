@@ -38,3 +38,21 @@ def legacy_recognize_character(image_url: str, endpoint: str | None, key: str = 
     if endpoint:
         request.set_endpoint(endpoint)
     return dict(json.loads(client.do_action_with_exception(request)))
+
+
+def imageseg(endpoint: str, **kw: Any) -> Any:
+    from alibabacloud_imageseg20191230.client import Client
+
+    return Client(config(endpoint, **kw))
+
+
+def imageenhan(endpoint: str, **kw: Any) -> Any:
+    from alibabacloud_imageenhan20190930.client import Client
+
+    return Client(config(endpoint, **kw))
+
+
+def legacy(request: Any, endpoint: str, key: str = KEY, secret: str = SECRET) -> dict[str, Any]:
+    """Send any aliyunsdk* request class through aliyun-python-sdk-core (V1) to the proxy."""
+    request.set_endpoint(endpoint)
+    return dict(json.loads(AcsClient(key, secret, "cn-shanghai", timeout=60).do_action_with_exception(request)))

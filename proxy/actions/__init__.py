@@ -6,12 +6,18 @@ response body without `RequestId`. Mappings name converters as `<module>.<functi
 
 from __future__ import annotations
 
-from .call import Call, Converter
-from .ocr import recognize_character, recognize_general
+from . import async_jobs, imageenhan, imageseg, ocr
+from .call import Backends, Call, Converter
 
 CONVERTERS: dict[str, Converter] = {
-    "ocr.recognize_character": recognize_character,
-    "ocr.recognize_general": recognize_general,
+    "ocr.recognize_character": ocr.recognize_character,
+    "ocr.recognize_general": ocr.recognize_general,
+    "imageseg.segment_body": imageseg.segment_body,
+    "imageseg.segment_hd_body": imageseg.segment_hd_body,
+    "imageseg.segment_hd_common_image": imageseg.segment_hd_common_image,
+    "imageenhan.make_super_resolution_image": imageenhan.make_super_resolution_image,
+    "imageenhan.generate_super_resolution_image": imageenhan.generate_super_resolution_image,
+    "async_jobs.get_async_job_result": async_jobs.get_async_job_result,
 }
 
-__all__ = ["CONVERTERS", "Call", "Converter"]
+__all__ = ["CONVERTERS", "Backends", "Call", "Converter"]

@@ -1,4 +1,4 @@
-"""What a converter receives: the action's contract, its typed parameters, and the backend to call."""
+"""What a converter receives: the action's contract, its typed parameters, and the services it may use."""
 
 from __future__ import annotations
 
@@ -6,11 +6,25 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..aliyun.errors import invalid, missing
+from ..aliyun.errors import Err, invalid, missing
 from ..aliyun.request import InboundRequest
+from ..config import Settings
 from ..images import ImageLoader, LoadedImage
+from ..jobs import SUBMITTED_MESSAGE, JobRunner, Work
 from ..kit.client import KitClient
 from ..mappings import ActionSpec
+from ..results import ResultStore, ResultStoreError
+
+
+@dataclass
+class Backends:
+    """The services behind the converters, built once at start-up."""
+
+    settings: Settings
+    kit: KitClient
+    images: ImageLoader
+    results: ResultStore
+    jobs: JobRunner
 
 
 @dataclass
@@ -18,10 +32,17 @@ class Call:
     spec: ActionSpec
     params: dict[str, Any]
     inbound: InboundRequest
-    kit: KitClient
-    images: ImageLoader
+    backends: Backends
 
-    async def image(self) -> LoadedImage:
+    @property
+    def kit(self) -> KitClient:
+        return self.backends.kit
+
+    @property
+    def settings(self) -> Settings:
+        return self.backends.settings
+
+    async def image(self, need_pixels: bool = False) -> LoadedImage:
         """The action's image: from its URL parameter, or from the raw body where the action allows it."""
         spec = self.spec.image
         if spec is None:
@@ -31,10 +52,24 @@ class Call:
         if url and raw is not None:
             raise invalid(spec.url_param, "Send either the image URL or the image body, not both.")
         if raw is not None:
-            return await self.images.from_bytes(raw, spec)
+            return await self.backends.images.from_bytes(raw, spec)
         if not url:
             raise missing(spec.url_param)
-        return await self.images.from_url(url, spec)
+        return await self.backends.images.from_url(url, spec, need_pixels)
+
+    async def store(self, data: bytes, extension: str, content_type: str) -> str:
+        """Keep a result image and return the expiring URL the caller downloads it from."""
+        key = f"{self.spec.product}/{self.inbound.request_id.lower()}.{extension}"
+        base = self.settings.public_base_url or f"http://{self.inbound.host.split('://')[-1]}"
+        try:
+            return await self.backends.results.put(key, data, content_type, base)
+        except ResultStoreError:
+            raise Err.SERVICE_UNAVAILABLE() from None
+
+    async def submit(self, work: Work) -> dict[str, Any]:
+        """Run `work` as an Aliyun async job: the RequestId is the JobId, the answer comes at once."""
+        await self.backends.jobs.submit(self.inbound.request_id, self.spec.action, work)
+        return {"Message": SUBMITTED_MESSAGE}
 
 
 Converter = Callable[[Call], Awaitable[dict[str, Any]]]

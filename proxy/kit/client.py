@@ -65,6 +65,21 @@ class KitClient:
             body, digest = image_body(image, **extra)
         return await self.invoke(route, body, digest)
 
+    async def invoke_for_image(self, route: str, image: LoadedImage, **extra: Any) -> bytes:
+        """Routes that answer `{"result": "<base64 PNG>"}` (segmentation, super-resolution): the PNG bytes."""
+        answer = await self.invoke_image(route, image, **extra)
+        encoded = answer.get("result") if isinstance(answer, dict) else None
+        if not isinstance(encoded, str):
+            log.warning("kit.unexpected_shape", route=route, type=type(answer).__name__)
+            raise Err.INTERNAL_ERROR()
+        try:
+            if len(encoded) > OFFLOAD_BYTES:
+                return await asyncio.to_thread(base64.b64decode, encoded, validate=True)
+            return base64.b64decode(encoded, validate=True)
+        except ValueError:
+            log.warning("kit.bad_base64", route=route)
+            raise Err.INTERNAL_ERROR() from None
+
     async def invoke(self, route: str, body: bytes, body_sha256: str) -> Any:
         assert self._session is not None, "KitClient.start() was not awaited"
         url = self.route_url(route)

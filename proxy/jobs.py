@@ -1,0 +1,115 @@
+"""Aliyun async jobs: submit answers at once (the RequestId is the JobId), a bounded worker pool runs the
+work, and GetAsyncJobResult reads the job record from the result store, so any replica can answer.
+
+A record that stays QUEUING or PROCESSING past its deadline (its worker died, or the replica went away)
+reads as TIMEOUT_FAILED: never PROCESSING forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+
+from .aliyun.errors import AliyunError, Err
+from .results import ResultStore
+
+log = structlog.get_logger("jobs")
+
+QUEUING, PROCESSING = "QUEUING", "PROCESSING"
+SUCCESS, FAILED, TIMEOUT = "PROCESS_SUCCESS", "PROCESS_FAILED", "TIMEOUT_FAILED"
+SUBMITTED_MESSAGE = ("该调用为异步调用，任务已提交成功，请以requestId的值作为jobId参数调用同类目下"
+                     "GetAsyncJobResult接口查询任务执行状态和结果。")
+
+Work = Callable[[], Awaitable[dict[str, Any]]]
+
+
+def _key(job_id: str) -> str:
+    return f"jobs/{job_id}"
+
+
+class JobRunner:
+    def __init__(self, store: ResultStore, workers: int, queue_size: int, deadline_seconds: float,
+                 record_ttl_seconds: float) -> None:
+        self.store = store
+        self.deadline = deadline_seconds
+        self.ttl = record_ttl_seconds
+        self.queue: asyncio.Queue[tuple[str, Work]] = asyncio.Queue(queue_size)
+        self.workers = workers
+        self.running = 0
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._worker(), name=f"job-worker-{i}") for i in range(self.workers)]
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def submit(self, job_id: str, action: str, work: Work) -> None:
+        """Record the job as QUEUING and queue it; a full queue is Throttling, not an unbounded backlog."""
+        if self.queue.full():
+            raise Err.THROTTLING()
+        now = time.time()
+        await self._save(job_id, {"JobId": job_id, "Status": QUEUING, "Action": action,
+                                  "Created": now, "Deadline": now + self.deadline})
+        self.queue.put_nowait((job_id, work))
+
+    async def result(self, job_id: str) -> dict[str, Any]:
+        """The `Data` of GetAsyncJobResult."""
+        record = await self.store.get_record(_key(job_id))
+        if record is None:
+            raise Err.JOB_NOT_FOUND(job_id)
+        status = record["Status"]
+        if status in (QUEUING, PROCESSING) and time.time() > record["Deadline"]:
+            status = TIMEOUT
+            record.update(ErrorCode="Timeout", ErrorMessage="The job did not finish before its deadline.")
+        data: dict[str, Any] = {"JobId": job_id, "Status": status}
+        if status == SUCCESS:
+            data["Result"] = record["Result"]
+        elif status in (FAILED, TIMEOUT):
+            data["ErrorCode"] = record.get("ErrorCode", "InternalError")
+            data["ErrorMessage"] = record.get("ErrorMessage", "")
+        return data
+
+    async def _worker(self) -> None:
+        while True:
+            job_id, work = await self.queue.get()
+            self.running += 1
+            try:
+                await self._run(job_id, work)
+            finally:
+                self.running -= 1
+                self.queue.task_done()
+
+    async def _run(self, job_id: str, work: Work) -> None:
+        record = await self.store.get_record(_key(job_id)) or {"JobId": job_id, "Deadline": 0.0}
+        remaining = record["Deadline"] - time.time()
+        if remaining <= 0:
+            await self._save(job_id, {**record, "Status": TIMEOUT, "ErrorCode": "Timeout",
+                                      "ErrorMessage": "The job waited in the queue past its deadline."})
+            return
+        await self._save(job_id, {**record, "Status": PROCESSING, "Started": time.time()})
+        try:
+            result = await asyncio.wait_for(work(), remaining)
+        except TimeoutError:
+            outcome = {"Status": TIMEOUT, "ErrorCode": "Timeout",
+                       "ErrorMessage": "The job did not finish before its deadline."}
+        except AliyunError as err:
+            outcome = {"Status": FAILED, "ErrorCode": err.code, "ErrorMessage": err.message}
+        except Exception:
+            log.exception("jobs.failed", job_id=job_id)
+            outcome = {"Status": FAILED, "ErrorCode": "InternalError",
+                       "ErrorMessage": Err.INTERNAL_ERROR.template}
+        else:
+            outcome = {"Status": SUCCESS, "Result": json.dumps(result, ensure_ascii=False, separators=(",", ":"))}
+        await self._save(job_id, {**record, **outcome, "Finished": time.time()})
+        log.info("jobs.finished", job_id=job_id, status=outcome["Status"], code=outcome.get("ErrorCode"))
+
+    async def _save(self, job_id: str, record: dict[str, Any]) -> None:
+        await self.store.put_record(_key(job_id), record, self.ttl)

@@ -1,0 +1,164 @@
+"""The S3 result store: PutObject, then a presigned GetObject URL that S3 itself refuses after the ttl.
+
+botocore only (no boto3), credentials from botocore's default chain (environment, profile, IRSA web
+identity, container and instance metadata). Every botocore call blocks, so each runs in a thread; the
+client is thread-safe. `s3_endpoint_url` reaches VPC endpoints and the China partition
+(`https://s3.cn-northwest-1.amazonaws.com.cn`).
+
+Layout in the bucket, below `s3_prefix`:
+
+    results/<expiry epoch, 10 digits>/<key>   the bytes (the listing is in expiry order)
+    records/<key>.json                        {"expires", "record"}, metadata `expires`
+
+`cleanup` lists and deletes what has expired: results up to the first live one, records by their
+metadata (one HEAD each; records are few). In production a bucket lifecycle rule on the prefix
+(expire after 1 day) is the better way; `cleanup` then only finds what the rule has not reached yet.
+
+A presigned URL stops working when the credentials that signed it expire, whatever ExpiresIn says: with
+temporary credentials (IRSA, instance roles) keep the session longer than `result_ttl_seconds`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import botocore.session
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from .base import ResultStoreError, check_key
+
+DELETE_BATCH = 1000  # DeleteObjects' limit
+
+
+class S3ResultStore:
+    def __init__(self, bucket: str, prefix: str, ttl_seconds: int, region: str,
+                 endpoint_url: str | None = None, addressing_style: str = "auto") -> None:
+        self.bucket = bucket
+        self.prefix = prefix
+        self.ttl = ttl_seconds
+        self.region = region
+        self.endpoint_url = endpoint_url
+        self.addressing_style = addressing_style
+        self._client: Any = None
+
+    async def start(self) -> None:
+        """Build the client in a thread: botocore reads its service models and the credential chain."""
+        self._client = await asyncio.to_thread(self._make_client)
+
+    def _make_client(self) -> Any:
+        config = Config(
+            signature_version="s3v4",  # the China partition and newer regions accept nothing else
+            s3={"addressing_style": self.addressing_style},
+            retries={"mode": "standard", "max_attempts": 3},
+            connect_timeout=3,
+            read_timeout=20,
+            max_pool_connections=32,
+        )
+        return botocore.session.Session().create_client(
+            "s3", region_name=self.region, endpoint_url=self.endpoint_url, config=config)
+
+    def _result_key(self, key: str, expires: int) -> str:
+        return f"{self.prefix}results/{expires:010d}/{check_key(key)}"
+
+    def _record_key(self, key: str) -> str:
+        return f"{self.prefix}records/{check_key(key)}.json"
+
+    async def _call(self, what: str, fn: Any, /, **kwargs: Any) -> Any:
+        try:
+            return await asyncio.to_thread(fn, **kwargs)
+        except (BotoCoreError, ClientError) as exc:
+            raise ResultStoreError(f"s3 {what}: {exc}") from exc
+
+    # ---- the interface
+
+    async def put(self, key: str, data: bytes, content_type: str, base_url: str) -> str:
+        expires = int(time.time() + self.ttl)
+        s3_key = self._result_key(key, expires)
+        await self._call("PutObject", self._client.put_object, Bucket=self.bucket, Key=s3_key, Body=data,
+                         ContentType=content_type, Metadata={"expires": str(expires)})
+        # Signing may refresh temporary credentials (a blocking call), hence the thread here too.
+        url: str = await self._call("presign", self._client.generate_presigned_url, ClientMethod="get_object",
+                                    Params={"Bucket": self.bucket, "Key": s3_key}, ExpiresIn=self.ttl)
+        return url
+
+    async def put_record(self, key: str, record: dict[str, Any], ttl_seconds: float) -> None:
+        expires = time.time() + ttl_seconds
+        body = json.dumps({"expires": expires, "record": record}, ensure_ascii=False).encode()
+        await self._call("PutObject", self._client.put_object, Bucket=self.bucket, Key=self._record_key(key),
+                         Body=body, ContentType="application/json", Metadata={"expires": f"{expires:.3f}"})
+
+    async def get_record(self, key: str) -> dict[str, Any] | None:
+        s3_key = self._record_key(key)
+        try:
+            body = await asyncio.to_thread(self._get_body, s3_key)
+        except (BotoCoreError, ClientError) as exc:
+            raise ResultStoreError(f"s3 GetObject: {exc}") from exc
+        if body is None:
+            return None
+        doc = json.loads(body)
+        if doc["expires"] < time.time():
+            return None
+        record: dict[str, Any] = doc["record"]
+        return record
+
+    def _get_body(self, s3_key: str) -> bytes | None:
+        try:
+            response = self._client.get_object(Bucket=self.bucket, Key=s3_key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return None
+            raise
+        with response["Body"] as stream:
+            body: bytes = stream.read()
+        return body
+
+    async def cleanup(self) -> int:
+        try:
+            return await asyncio.to_thread(self._cleanup, time.time())
+        except (BotoCoreError, ClientError) as exc:
+            raise ResultStoreError(f"s3 cleanup: {exc}") from exc
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await asyncio.to_thread(self._client.close)
+
+    # ---- cleanup (in a thread)
+
+    def _cleanup(self, now: float) -> int:
+        doomed: list[str] = []
+        results = f"{self.prefix}results/"
+        for obj in self._list(results):
+            epoch = obj["Key"][len(results):].partition("/")[0]
+            if not epoch.isdigit():
+                continue  # not ours
+            if int(epoch) >= now:
+                break  # listed in key order, which is expiry order: the rest is live
+            doomed.append(obj["Key"])
+        for obj in self._list(f"{self.prefix}records/"):
+            try:
+                head = self._client.head_object(Bucket=self.bucket, Key=obj["Key"])
+            except ClientError:
+                continue  # gone already (another replica's cleanup)
+            try:
+                expires = float(head.get("Metadata", {}).get("expires", "inf"))
+            except ValueError:
+                continue
+            if expires < now:
+                doomed.append(obj["Key"])
+        removed = 0
+        for i in range(0, len(doomed), DELETE_BATCH):
+            batch = doomed[i:i + DELETE_BATCH]
+            response = self._client.delete_objects(
+                Bucket=self.bucket, Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True})
+            removed += len(batch) - len(response.get("Errors", []))
+        return removed
+
+    def _list(self, prefix: str) -> Iterator[dict[str, Any]]:
+        paginator = self._client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+            yield from page.get("Contents", [])
