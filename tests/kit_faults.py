@@ -7,11 +7,14 @@ proxy signed it. This is a stub by necessity: a real API Gateway, Lambda or Sage
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
+import io
 import json
 from typing import Any
 
 from aiohttp import web
+from PIL import Image
 
 from proxy.kit.sigv4 import SigV4Rejected, verify
 
@@ -39,11 +42,21 @@ FAULTS: dict[str, tuple[int, Any, dict[str, str]]] = {
 }
 
 
+def _enlarge(event: dict[str, Any]) -> dict[str, str]:
+    """A plain bicubic stand-in for the super-resolution model: right size, right shape."""
+    img = Image.open(io.BytesIO(base64.b64decode(event["img"])))
+    scale = int(event.get("scale", 2))
+    out = io.BytesIO()
+    img.resize((img.width * scale, img.height * scale), Image.Resampling.BICUBIC).save(out, "PNG")
+    return {"result": base64.b64encode(out.getvalue()).decode()}
+
+
 class FaultKit:
     def __init__(self) -> None:
         self.fault = "ok"
         self.calls = 0
         self.rejected = 0
+        self.fail_after = 0  # super-resolution: answer this many tiles, then fail with `fault`
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=20 * 1024 * 1024)
@@ -59,6 +72,8 @@ class FaultKit:
             self.rejected += 1
             return web.json_response({"message": str(exc)}, status=403)
         self.calls += 1
+        if request.path.rstrip("/").endswith("super-resolution-ml") and self.calls <= self.fail_after:
+            return web.json_response(_enlarge(json.loads(body)))
         if self.fault == "hang":
             await asyncio.sleep(10)
         if self.fault == "close":
