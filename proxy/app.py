@@ -24,11 +24,14 @@ from .aliyun.nonces import MemoryNonceStore
 from .aliyun.request import InboundRequest, begin, new_request_id, read_body
 from .aliyun.signature import Authenticator
 from .config import Settings
+from .exchange import Exchange, Observer
 from .images import ImageLoader
 from .jobs import JobRunner
 from .kit.client import KitClient
 from .kit.credentials import CredentialSource
 from .kit.local.server import LocalBackend
+from .observability import metrics
+from .observability.metrics import observe_metrics
 from .results import LocalResultStore, ResultStore, open_store
 
 log = structlog.get_logger("proxy")
@@ -47,37 +50,53 @@ class Services:
         return self.backends.settings
 
 
+def log_exchange(ex: Exchange) -> None:
+    log.info("request", action=ex.spec.action if ex.spec else None, version=ex.spec.version if ex.spec else None,
+             product=ex.spec.product if ex.spec else None,
+             signature=ex.inbound.signature_kind if ex.inbound else None, caller=ex.caller,
+             status=ex.response.status, code=ex.error.code if ex.error else None, ms=round(ex.seconds * 1000, 1))
+
+
 class Gateway:
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, observers: list[Observer]) -> None:
         self.s = services
+        self.observers = observers
         self.inflight = 0
+        self.draining = False
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         started = time.perf_counter()
         inbound: InboundRequest | None = None
-        product = ""
+        spec: mappings.ActionSpec | None = None
         caller = None
+        error: AliyunError | None = None
+        metrics.IN_FLIGHT.inc()
         try:
             inbound = begin(request)
             structlog.contextvars.bind_contextvars(request_id=inbound.request_id)
             await read_body(request, inbound, self.s.settings.max_body_bytes)
             spec = self.s.registry.route(inbound.action, inbound.version)
-            product = spec.product
             caller = await self.s.auth.authenticate(inbound)
             params = spec.bind(inbound.params)
             body = await self._convert(Call(spec, params, inbound, self.s.backends))
             response = serialize.success(spec.action, inbound.request_id, body, inbound.format)
-            code = ""
         except AliyunError as err:
-            response, code = self._error(err, inbound, request, product), err.code
+            error = err
         except Exception:
             log.exception("proxy.internal_error")
-            response, code = self._error(Err.INTERNAL_ERROR(), inbound, request, product), "InternalError"
-        log.info("request", action=inbound.action if inbound else None,
-                 version=inbound.version if inbound else None, product=product or None,
-                 signature=inbound.signature_kind if inbound else None, caller=caller,
-                 status=response.status, code=code or None,
-                 ms=round((time.perf_counter() - started) * 1000, 1))
+            error = Err.INTERNAL_ERROR()
+        finally:
+            metrics.IN_FLIGHT.dec()
+        if error is not None:
+            response = self._error(error, inbound, request, spec.product if spec else "")
+        if self.draining:
+            response.headers["Connection"] = "close"  # clients move to another replica
+        exchange = Exchange(request, inbound, spec, caller, response, error, time.perf_counter() - started)
+        for observe in self.observers:
+            try:
+                observe(exchange)
+            except Exception:  # an observer must never change or lose the caller's answer
+                log.exception("proxy.observer_failed", observer=getattr(observe, "__name__", "?"))
         structlog.contextvars.clear_contextvars()
         return response
 
@@ -151,6 +170,7 @@ async def _clean_results(store: ResultStore, interval: float) -> None:
             log.exception("results.cleanup_failed")
             continue
         if removed:
+            metrics.RESULTS_CLEANED.inc(removed)
             log.info("results.cleanup", removed=removed)
 
 
@@ -160,7 +180,7 @@ async def stop_services(services: Services) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await services.results_cleanup
     b = services.backends
-    await b.jobs.close()
+    await b.jobs.close(b.settings.drain_grace_seconds)
     await b.results.close()
     await b.kit.close()
     await b.images.close()
@@ -181,7 +201,7 @@ def build_app(settings: Settings) -> web.Application:
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         services = await start_services(settings, registry)
         app[SERVICES] = services
-        app[GATEWAY] = Gateway(services)
+        app[GATEWAY] = Gateway(services, [log_exchange, observe_metrics])
         yield
         await stop_services(services)
 

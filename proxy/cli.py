@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from pathlib import Path
-
-from aiohttp import web
 
 from .config import ConfigError, load_settings
 from .mappings import MappingError
@@ -16,10 +15,10 @@ from .observability import configure_logging
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="vision-proxy", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="serve the Aliyun-compatible API")
-    serve.add_argument("--host", help="listen address (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="listen port (default 8080)")
-    serve.add_argument("--config", type=Path, help="YAML file with any of the settings")
+    serve_cmd = commands.add_parser("serve", help="serve the Aliyun-compatible API")
+    serve_cmd.add_argument("--host", help="listen address (default 127.0.0.1)")
+    serve_cmd.add_argument("--port", type=int, help="listen port (default 8080)")
+    serve_cmd.add_argument("--config", type=Path, help="YAML file with any of the settings")
     args = parser.parse_args(argv)
 
     try:
@@ -29,14 +28,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     configure_logging(settings.log_level)
 
-    from .app import build_app
+    from .server import serve
 
     try:
-        app = build_app(settings)
+        asyncio.run(serve(settings))
     except MappingError as exc:
         print(f"mapping error: {exc}", file=sys.stderr)
         return 2
-    web.run_app(app, host=settings.host, port=settings.port, access_log=None,
-                print=lambda _: print(f"vision-proxy listening on http://{settings.host}:{settings.port}",
-                                      file=sys.stderr))
     return 0

@@ -71,6 +71,9 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
+    admin_host: str | None = Field(None, description="/metrics, /healthz, /readyz; default: host")
+    admin_port: int = Field(9090, ge=0, le=65535)
+    drain_grace_seconds: float = Field(20.0, ge=0, description="on SIGTERM: time for in-flight work to finish")
     public_name: str = Field("", description="HostId in error bodies; default: the Host the caller used")
 
     # caller authentication

@@ -8,6 +8,7 @@ reads as TIMEOUT_FAILED: never PROCESSING forever.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -16,6 +17,7 @@ from typing import Any
 import structlog
 
 from .aliyun.errors import AliyunError, Err
+from .observability import metrics
 from .results import ResultStore
 
 log = structlog.get_logger("jobs")
@@ -46,10 +48,23 @@ class JobRunner:
     def start(self) -> None:
         self._tasks = [asyncio.create_task(self._worker(), name=f"job-worker-{i}") for i in range(self.workers)]
 
-    async def close(self) -> None:
+    async def close(self, grace: float = 0.0) -> None:
+        """Let queued and running jobs finish within `grace`; whatever is left is recorded as failed,
+        so a caller polling another replica learns at once to resubmit."""
+        if grace > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.queue.join(), grace)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        while not self.queue.empty():
+            job_id, _ = self.queue.get_nowait()
+            await self._stopped(job_id)
+
+    async def _stopped(self, job_id: str) -> None:
+        record = await self.store.get_record(_key(job_id)) or {"JobId": job_id, "Deadline": 0.0}
+        await self._save(job_id, {**record, "Status": FAILED, "ErrorCode": "ServiceUnavailable",
+                                  "ErrorMessage": "The service stopped before the job finished; submit it again."})
 
     async def submit(self, job_id: str, action: str, work: Work) -> None:
         """Record the job as QUEUING and queue it; a full queue is Throttling, not an unbounded backlog."""
@@ -59,6 +74,7 @@ class JobRunner:
         await self._save(job_id, {"JobId": job_id, "Status": QUEUING, "Action": action,
                                   "Created": now, "Deadline": now + self.deadline})
         self.queue.put_nowait((job_id, work))
+        metrics.JOBS_QUEUED.set(self.queue.qsize())
 
     async def result(self, job_id: str) -> dict[str, Any]:
         """The `Data` of GetAsyncJobResult."""
@@ -81,10 +97,13 @@ class JobRunner:
         while True:
             job_id, work = await self.queue.get()
             self.running += 1
+            metrics.JOBS_QUEUED.set(self.queue.qsize())
+            metrics.JOBS_RUNNING.set(self.running)
             try:
                 await self._run(job_id, work)
             finally:
                 self.running -= 1
+                metrics.JOBS_RUNNING.set(self.running)
                 self.queue.task_done()
 
     async def _run(self, job_id: str, work: Work) -> None:
@@ -97,6 +116,9 @@ class JobRunner:
         await self._save(job_id, {**record, "Status": PROCESSING, "Started": time.time()})
         try:
             result = await asyncio.wait_for(work(), remaining)
+        except asyncio.CancelledError:
+            await self._stopped(job_id)
+            raise
         except TimeoutError:
             outcome = {"Status": TIMEOUT, "ErrorCode": "Timeout",
                        "ErrorMessage": "The job did not finish before its deadline."}
@@ -109,6 +131,7 @@ class JobRunner:
         else:
             outcome = {"Status": SUCCESS, "Result": json.dumps(result, ensure_ascii=False, separators=(",", ":"))}
         await self._save(job_id, {**record, **outcome, "Finished": time.time()})
+        metrics.JOBS_FINISHED.labels(record.get("Action", "unknown"), outcome["Status"]).inc()
         log.info("jobs.finished", job_id=job_id, status=outcome["Status"], code=outcome.get("ErrorCode"))
 
     async def _save(self, job_id: str, record: dict[str, Any]) -> None:

@@ -76,6 +76,9 @@ class FaultKit:
             return web.json_response(_enlarge(json.loads(body)))
         if self.fault == "hang":
             await asyncio.sleep(10)
+        if self.fault == "slow":  # a correct answer, two seconds late
+            await asyncio.sleep(2)
+            return web.json_response(GOOD)
         if self.fault == "close":
             assert request.transport is not None
             request.transport.close()

@@ -13,6 +13,7 @@ from ..images import ImageLoader, LoadedImage
 from ..jobs import SUBMITTED_MESSAGE, JobRunner, Work
 from ..kit.client import KitClient
 from ..mappings import ActionSpec
+from ..observability import metrics
 from ..results import ResultStore, ResultStoreError
 
 
@@ -62,9 +63,11 @@ class Call:
         key = f"{self.spec.product}/{self.inbound.request_id.lower()}.{extension}"
         base = self.settings.public_base_url or f"http://{self.inbound.host.split('://')[-1]}"
         try:
-            return await self.backends.results.put(key, data, content_type, base)
+            url = await self.backends.results.put(key, data, content_type, base)
         except ResultStoreError:
             raise Err.SERVICE_UNAVAILABLE() from None
+        metrics.RESULTS_STORED.labels(self.settings.result_store).inc()
+        return url
 
     async def submit(self, work: Work) -> dict[str, Any]:
         """Run `work` as an Aliyun async job: the RequestId is the JobId, the answer comes at once."""

@@ -19,6 +19,7 @@ import structlog
 
 from ..aliyun.errors import AliyunError, Err
 from ..images import LoadedImage
+from ..observability import metrics
 from .credentials import CredentialSource
 from .sigv4 import sign
 
@@ -81,25 +82,7 @@ class KitClient:
             raise Err.INTERNAL_ERROR() from None
 
     async def invoke(self, route: str, body: bytes, body_sha256: str) -> Any:
-        assert self._session is not None, "KitClient.start() was not awaited"
-        url = self.route_url(route)
-        creds = await self.credentials.frozen()
-        headers = sign(url, body, body_sha256, creds, self.region, {"Content-Type": "application/json"})
-        started = time.perf_counter()
-        status = 0
-        try:
-            async with self._session.post(url, data=body, headers=headers) as resp:
-                status = resp.status
-                raw = await resp.read()
-                retry_after = resp.headers.get("Retry-After")
-        except TimeoutError:
-            raise Err.TIMEOUT() from None
-        except aiohttp.ClientError as exc:
-            log.warning("kit.unreachable", route=route, error=type(exc).__name__)
-            raise Err.SERVICE_UNAVAILABLE() from None
-        finally:
-            log.debug("kit.call", route=route, status=status, bytes_out=len(body),
-                      ms=round((time.perf_counter() - started) * 1000, 1))
+        status, raw, retry_after = await self._send(route, body, body_sha256)
         if status != 200:
             raise _status_error(route, status, raw, retry_after)
         try:
@@ -112,6 +95,39 @@ class KitClient:
             raise _status_error(route, int(parsed.get("OriginalStatusCode") or 500),
                                 str(parsed.get("OriginalMessage", "")).encode(), None)
         return parsed
+
+    async def _send(self, route: str, body: bytes, body_sha256: str) -> tuple[int, bytes, str | None]:
+        """POST once, or twice when the first connection could not be made (nothing was sent: safe)."""
+        assert self._session is not None, "KitClient.start() was not awaited"
+        url = self.route_url(route)
+        for attempt in (1, 2):
+            creds = await self.credentials.frozen()  # re-signed on retry: the signature carries a timestamp
+            headers = sign(url, body, body_sha256, creds, self.region, {"Content-Type": "application/json"})
+            started = time.perf_counter()
+            status: int | str = "error"
+            try:
+                async with self._session.post(url, data=body, headers=headers) as resp:
+                    status = resp.status
+                    return resp.status, await resp.read(), resp.headers.get("Retry-After")
+            except aiohttp.ClientConnectorError as exc:
+                if attempt == 1:
+                    metrics.KIT_RETRIES.labels(route).inc()
+                    continue
+                log.warning("kit.unreachable", route=route, error=type(exc).__name__)
+                raise Err.SERVICE_UNAVAILABLE() from None
+            except TimeoutError:
+                status = "timeout"
+                metrics.KIT_TIMEOUTS.labels(route).inc()
+                raise Err.TIMEOUT() from None
+            except aiohttp.ClientError as exc:
+                log.warning("kit.unreachable", route=route, error=type(exc).__name__)
+                raise Err.SERVICE_UNAVAILABLE() from None
+            finally:
+                seconds = time.perf_counter() - started
+                metrics.KIT_CALLS.labels(route, str(status)).inc()
+                metrics.KIT_SECONDS.labels(route).observe(seconds)
+                log.debug("kit.call", route=route, status=status, bytes_out=len(body), ms=round(seconds * 1000, 1))
+        raise AssertionError("unreachable")
 
 
 def _status_error(route: str, status: int, raw: bytes, retry_after: str | None) -> AliyunError:

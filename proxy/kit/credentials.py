@@ -15,6 +15,7 @@ import structlog
 from botocore.credentials import Credentials, ReadOnlyCredentials, RefreshableCredentials
 
 from ..aliyun.errors import Err
+from ..observability import metrics
 
 log = structlog.get_logger("kit.credentials")
 RETRY_SECONDS = 10.0
@@ -42,6 +43,7 @@ class CredentialSource:
             self._credentials = await asyncio.to_thread(botocore.session.Session().get_credentials)
         except Exception as exc:  # botocore raises many kinds for a broken chain; all mean "none yet"
             self.failures += 1
+            metrics.CREDENTIAL_FAILURES.inc()
             log.error("kit.credentials_failed", error=type(exc).__name__, message=str(exc))
             return
         if self._credentials is None:
@@ -59,5 +61,6 @@ class CredentialSource:
             return creds.get_frozen_credentials()
         except Exception as exc:
             self.failures += 1
+            metrics.CREDENTIAL_FAILURES.inc()
             log.error("kit.credentials_refresh_failed", error=type(exc).__name__)
             raise Err.SERVICE_UNAVAILABLE() from None

@@ -1,0 +1,44 @@
+"""Serve the proxy and its admin listener, and drain on SIGTERM so a rolling update loses nothing.
+
+Drain: readiness turns false and answers say `Connection: close`; the listener stops accepting; requests
+in flight and async jobs get `drain_grace_seconds` to finish (jobs left over are recorded as failed);
+then the admin listener closes last, so probes see the drain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import structlog
+from aiohttp import web
+
+from .admin import build_admin_app
+from .app import GATEWAY, build_app
+from .config import Settings
+
+log = structlog.get_logger("server")
+
+
+async def serve(settings: Settings) -> None:
+    app = build_app(settings)  # raises MappingError before anything listens
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=settings.drain_grace_seconds,
+                           handle_signals=False)
+    admin = web.AppRunner(build_admin_app(app), access_log=None)
+    await runner.setup()
+    await admin.setup()
+    await web.TCPSite(admin, settings.admin_host or settings.host, settings.admin_port).start()
+    await web.TCPSite(runner, settings.host, settings.port).start()
+    log.info("server.listening", app=f"{settings.host}:{runner.addresses[0][1]}",
+             admin=f"{settings.admin_host or settings.host}:{admin.addresses[0][1]}",
+             config=settings.model_dump(mode="json"))  # SecretStr values print masked
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("server.draining", grace_seconds=settings.drain_grace_seconds)
+    app[GATEWAY].draining = True
+    await runner.cleanup()
+    await admin.cleanup()
+    log.info("server.stopped")
