@@ -13,6 +13,7 @@ import math
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 import structlog
@@ -38,10 +39,18 @@ def image_body(image: LoadedImage, **extra: Any) -> tuple[bytes, str]:
 
 
 class KitClient:
+    """`connect_url`, `host` and `api_id` reach the kit as a private API through an execute-api VPC
+    endpoint: the connection (and TLS name check) goes to `connect_url`, while `Host` and `x-apigw-api-id`,
+    which tell API Gateway which API is meant, are sent exactly as signed."""
+
     def __init__(self, route_url: Callable[[str], str], region: str, credentials: CredentialSource,
-                 timeout: float, connect_timeout: float, max_connections: int) -> None:
+                 timeout: float, connect_timeout: float, max_connections: int, connect_url: str | None = None,
+                 host: str | None = None, api_id: str | None = None) -> None:
         self.route_url = route_url
         self.region = region
+        self.connect_url = urlsplit(connect_url) if connect_url else None
+        self.host = host
+        self.extra_headers = {"Content-Type": "application/json", **({"x-apigw-api-id": api_id} if api_id else {})}
         self.credentials = credentials
         self.timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=connect_timeout)
         self.max_connections = max_connections
@@ -100,13 +109,14 @@ class KitClient:
         """POST once, or twice when the first connection could not be made (nothing was sent: safe)."""
         assert self._session is not None, "KitClient.start() was not awaited"
         url = self.route_url(route)
+        target = self._target(url)
         for attempt in (1, 2):
             creds = await self.credentials.frozen()  # re-signed on retry: the signature carries a timestamp
-            headers = sign(url, body, body_sha256, creds, self.region, {"Content-Type": "application/json"})
+            headers = sign(url, body, body_sha256, creds, self.region, self.extra_headers, host=self.host)
             started = time.perf_counter()
             status: int | str = "error"
             try:
-                async with self._session.post(url, data=body, headers=headers) as resp:
+                async with self._session.post(target, data=body, headers=headers) as resp:
                     status = resp.status
                     return resp.status, await resp.read(), resp.headers.get("Retry-After")
             except aiohttp.ClientConnectorError as exc:
@@ -128,6 +138,13 @@ class KitClient:
                 metrics.KIT_SECONDS.labels(route).observe(seconds)
                 log.debug("kit.call", route=route, status=status, bytes_out=len(body), ms=round(seconds * 1000, 1))
         raise AssertionError("unreachable")
+
+    def _target(self, url: str) -> str:
+        """Where the request goes: `url`'s path at `connect_url`'s address (the signed Host stays `url`'s)."""
+        if self.connect_url is None:
+            return url
+        parts = urlsplit(url)
+        return urlunsplit((self.connect_url.scheme, self.connect_url.netloc, parts.path, parts.query, ""))
 
 
 def _status_error(route: str, status: int, raw: bytes, retry_after: str | None) -> AliyunError:

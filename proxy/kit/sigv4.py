@@ -30,9 +30,13 @@ class _PrehashedSigV4Auth(SigV4Auth):
 
 
 def sign(url: str, body: bytes, body_sha256: str, credentials: ReadOnlyCredentials | Credentials,
-         region: str, headers: dict[str, str]) -> dict[str, str]:
-    """Headers to send, exactly as signed (Host included, so nothing downstream can alter it)."""
-    request = AWSRequest(method="POST", url=url, data=body, headers={"Host": host_header(url), **headers})
+         region: str, headers: dict[str, str], host: str | None = None) -> dict[str, str]:
+    """Headers to send, exactly as signed (Host included, so nothing downstream can alter it).
+
+    `host` is the Host to send when it is not `url`'s own: a private API reached through its VPC
+    endpoint is signed for the Host API Gateway receives, whatever address the connection goes to.
+    """
+    request = AWSRequest(method="POST", url=url, data=body, headers={"Host": host or host_header(url), **headers})
     _PrehashedSigV4Auth(credentials, SERVICE, region, body_sha256).add_auth(request)
     return dict(request.headers.items())
 

@@ -1,0 +1,158 @@
+"""Two `python -m proxy serve` processes behind one (imagined) load balancer, sharing a real Redis for
+nonces and one result store: the S3 one (a real S3-API server) or the local one (a shared data_dir and
+signing key). A replay to the other replica is refused; an async job submitted to one is answered by
+the other; a result URL minted by one is downloadable (S3 presigned, or served by the other replica)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from aiohttp import web
+from alibabacloud_imageseg20191230 import models as seg
+from matplotlib import cbook
+from PIL import Image
+
+from tests import raw, sdk
+from tests.conftest import CALLER_KEYS
+from tests.harness import AppServer
+from tests.redisserver import RedisServer, running_redis
+from tests.s3server import BUCKET, REGION, S3_KEY_ID, S3_SECRET
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Replica:
+    """One proxy process with its own embedded backend (no kit_url)."""
+
+    def __init__(self, name: str, env: dict[str, str], port: int, log_dir: Path) -> None:
+        self.name, self.port, self.admin = name, port, _free_port()
+        self.endpoint = f"127.0.0.1:{port}"
+        self.log_path = log_dir / f"replica-{name}.log"
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "proxy", "serve", "--port", str(port)],
+                env={**env, "VISION_PROXY_ADMIN_PORT": str(self.admin)},
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+    def wait_ready(self, deadline: float) -> None:
+        while True:
+            try:
+                if requests.get(f"http://127.0.0.1:{self.admin}/readyz", timeout=2).status_code == 200:
+                    return
+            except requests.ConnectionError:
+                pass
+            assert self.proc.poll() is None and time.monotonic() < deadline, self.log_path.read_text()[-3000:]
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    with running_redis(tmp_path_factory.mktemp("redis")) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def portrait() -> Iterator[AppServer]:
+    with cbook.get_sample_data("grace_hopper.jpg") as f:
+        data = f.read()
+
+    def app() -> web.Application:
+        async def serve(request: web.Request) -> web.Response:
+            return web.Response(body=data) if request.path == "/person.jpg" else web.Response(status=404)
+
+        application = web.Application()
+        application.router.add_get("/{tail:.*}", serve)
+        return application
+
+    server = AppServer(app)
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module", params=["s3", "local"])
+def replicas(request: pytest.FixtureRequest, redis_server: RedisServer,
+             tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Replica, Replica]]:
+    tmp = tmp_path_factory.mktemp(f"replicas-{request.param}")
+    port_a, port_b = _free_port(), _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VISION_PROXY_", "AWS_"))}
+    env.update(VISION_PROXY_CALLER_KEYS=CALLER_KEYS, VISION_PROXY_FETCH_ALLOW="127.0.0.1/32",
+               VISION_PROXY_REDIS_URL=redis_server.url, VISION_PROXY_DATA_DIR=str(tmp / "data"),
+               VISION_PROXY_DRAIN_GRACE_SECONDS="2")
+    if request.param == "s3":
+        endpoint = request.getfixturevalue("s3_endpoint")
+        env.update(VISION_PROXY_RESULT_STORE="s3", VISION_PROXY_S3_BUCKET=BUCKET, VISION_PROXY_S3_ENDPOINT_URL=endpoint,
+                   VISION_PROXY_S3_REGION=REGION, VISION_PROXY_S3_ADDRESSING_STYLE="path",
+                   VISION_PROXY_S3_PREFIX=f"replicas-{secrets.token_hex(4)}",
+                   AWS_ACCESS_KEY_ID=S3_KEY_ID, AWS_SECRET_ACCESS_KEY=S3_SECRET)
+    else:
+        # One key and one volume for both; the URL names the load balancer, played here by replica B.
+        env.update(VISION_PROXY_RESULT_SIGNING_KEY=secrets.token_urlsafe(32),
+                   VISION_PROXY_PUBLIC_BASE_URL=f"http://127.0.0.1:{port_b}")
+    a, b = Replica("a", env, port_a, tmp), Replica("b", env, port_b, tmp)
+    try:
+        deadline = time.monotonic() + 90
+        a.wait_ready(deadline)
+        b.wait_ready(deadline)
+        yield a, b
+    finally:
+        a.stop()
+        b.stop()
+
+
+def test_a_request_replayed_to_the_other_replica_is_refused(replicas):
+    a, b = replicas
+    params = raw.v1_params("GetAsyncJobResult", "2019-12-30", {"JobId": "NO-SUCH-JOB"})
+    status, body = raw.post_v1(a.port, params)
+    assert (status, body["Code"]) == (400, "InvalidParameter.JobId")  # authenticated on A
+    status, body = raw.post_v1(b.port, params)
+    assert (status, body["Code"]) == (400, "SignatureNonceUsed")
+
+
+def poll(client: Any, job_id: str, timeout: float = 120) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        data = client.get_async_job_result(seg.GetAsyncJobResultRequest(job_id=job_id)).body.data
+        if data.status not in ("QUEUING", "PROCESSING"):
+            return data
+        time.sleep(0.3)
+    raise AssertionError(f"job {job_id} still running after {timeout} s")
+
+
+def test_a_job_submitted_to_one_replica_is_answered_by_the_other(replicas, portrait):
+    a, b = replicas
+    submitted = sdk.imageseg(a.endpoint).segment_hdcommon_image(
+        seg.SegmentHDCommonImageRequest(image_url=f"{portrait.url}/person.jpg"))
+    data = poll(sdk.imageseg(b.endpoint), submitted.body.request_id)
+    assert (data.job_id, data.status) == (submitted.body.request_id, "PROCESS_SUCCESS")
+    url = json.loads(data.result)["ImageUrl"]
+    if "X-Amz-Signature=" not in url:  # the local store: minted by A, served by B
+        assert url.startswith(f"http://{b.endpoint}/results/")
+    resp = requests.get(url, timeout=30)
+    assert resp.status_code == 200, resp.text[:300]
+    img = Image.open(io.BytesIO(resp.content))
+    assert (img.mode, img.size) == ("RGBA", (512, 600))
