@@ -12,6 +12,8 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import structlog
 from aiohttp import web
@@ -20,7 +22,7 @@ from . import mappings
 from .actions import CONVERTERS, Backends, Call
 from .aliyun import serialize
 from .aliyun.errors import AliyunError, Err
-from .aliyun.nonces import MemoryNonceStore
+from .aliyun.nonces import open_nonce_store
 from .aliyun.request import InboundRequest, begin, new_request_id, read_body
 from .aliyun.signature import Authenticator
 from .config import Settings
@@ -33,6 +35,9 @@ from .kit.local.server import LocalBackend
 from .observability import metrics
 from .observability.metrics import observe_metrics
 from .results import LocalResultStore, ResultStore, open_store
+from .shadow.aliyun import AliyunClient, Answer
+from .shadow.records import STORE_SUBDIR, RecordStore
+from .shadow.runner import AwsAnswer, Route, Shadow
 
 log = structlog.get_logger("proxy")
 
@@ -42,6 +47,7 @@ class Services:
     registry: mappings.Registry
     auth: Authenticator
     backends: Backends
+    shadow: Shadow
     local: LocalBackend | None = None
     results_cleanup: asyncio.Task[None] | None = None
 
@@ -69,6 +75,8 @@ class Gateway:
         inbound: InboundRequest | None = None
         spec: mappings.ActionSpec | None = None
         caller = None
+        call: Call | None = None
+        route = Route("aws", False)
         error: AliyunError | None = None
         metrics.IN_FLIGHT.inc()
         try:
@@ -77,9 +85,12 @@ class Gateway:
             await read_body(request, inbound, self.s.settings.max_body_bytes)
             spec = self.s.registry.route(inbound.action, inbound.version)
             caller = await self.s.auth.authenticate(inbound)
-            params = spec.bind(inbound.params)
-            body = await self._convert(Call(spec, params, inbound, self.s.backends))
-            response = serialize.success(spec.action, inbound.request_id, body, inbound.format)
+            route = self.s.shadow.route(spec, inbound, caller)
+            if route.primary == "aliyun":
+                response = await self.s.shadow.answer_from_aliyun(spec, inbound, caller)
+            else:
+                body, call = await self._convert(spec, inbound)
+                response = serialize.success(spec.action, inbound.request_id, body, inbound.format)
         except AliyunError as err:
             error = err
         except Exception:
@@ -91,7 +102,8 @@ class Gateway:
             response = self._error(error, inbound, request, spec.product if spec else "")
         if self.draining:
             response.headers["Connection"] = "close"  # clients move to another replica
-        exchange = Exchange(request, inbound, spec, caller, response, error, time.perf_counter() - started)
+        exchange = Exchange(request, inbound, spec, caller, response, error, time.perf_counter() - started,
+                            call, route.primary, route.mirror and error is None)
         for observe in self.observers:
             try:
                 observe(exchange)
@@ -100,12 +112,12 @@ class Gateway:
         structlog.contextvars.clear_contextvars()
         return response
 
-    async def _convert(self, call: Call) -> dict[str, object]:
+    async def _convert(self, spec: mappings.ActionSpec, inbound: InboundRequest) -> tuple[dict[str, Any], Call]:
         if self.inflight >= self.s.settings.max_inflight:
             raise Err.THROTTLING()
         self.inflight += 1
         try:
-            return await CONVERTERS[call.spec.converter](call)
+            return await answer_with_aws(self.s.backends, spec, inbound)
         finally:
             self.inflight -= 1
 
@@ -115,6 +127,30 @@ class Gateway:
         request_id = inbound.request_id if inbound else new_request_id()
         fmt = inbound.format if inbound else "json"
         return serialize.error(err, request_id, host, product or "vision", fmt)
+
+
+async def answer_with_aws(backends: Backends, spec: mappings.ActionSpec,
+                          inbound: InboundRequest) -> tuple[dict[str, Any], Call]:
+    """The AWS side: bind the parameters, run the action's converter (the kit behind it)."""
+    call = Call(spec, spec.bind(inbound.params), inbound, backends)
+    return await CONVERTERS[spec.converter](call), call
+
+
+def aws_for_shadow(backends: Backends) -> AwsAnswer:
+    """The AWS side as the shadow runner needs it: an Answer in JSON, as a caller would have received it."""
+
+    async def answer(spec: mappings.ActionSpec, inbound: InboundRequest) -> tuple[Answer, Call | None]:
+        started = time.perf_counter()
+        call = None
+        try:
+            body, call = await answer_with_aws(backends, spec, inbound)
+            response = serialize.success(spec.action, inbound.request_id, body, "json")
+        except AliyunError as err:
+            response = serialize.error(err, inbound.request_id, "shadow", spec.product, "json")
+        data = response.body if isinstance(response.body, bytes) else b""
+        return Answer(response.status, data, response.content_type, time.perf_counter() - started), call
+
+    return answer
 
 
 @web.middleware
@@ -140,13 +176,17 @@ async def start_services(settings: Settings, registry: mappings.Registry) -> Ser
     else:
         credentials = CredentialSource()
     kit = KitClient(settings.kit_route_url, settings.aws_region, credentials, settings.kit_timeout_seconds,
-                    settings.kit_connect_timeout_seconds, settings.kit_max_connections)
+                    settings.kit_connect_timeout_seconds, settings.kit_max_connections,
+                    connect_url=str(settings.kit_connect_url) if settings.kit_connect_url else None,
+                    host=settings.kit_host_header, api_id=settings.kit_api_id)
     images = ImageLoader(settings.fetch_allow, settings.fetch_timeout_seconds, settings.fetch_max_bytes,
                          pass_url=settings.image_mode == "pass-url")
     await kit.start()
     await images.start()
-    auth = Authenticator(settings.caller_keys, settings.timestamp_window_seconds,
-                         MemoryNonceStore(settings.nonce_cache_size))
+    nonces = await open_nonce_store(settings.redis_url.get_secret_value() if settings.redis_url else None,
+                                    settings.redis_timeout_seconds, settings.redis_fail_open,
+                                    settings.nonce_cache_size, settings.redis_key_prefix)
+    auth = Authenticator(settings.caller_keys, settings.timestamp_window_seconds, nonces)
     if auth.open:
         log.warning("auth.disabled", host=settings.host,
                     warning="NO CALLER KEYS CONFIGURED: every caller is accepted without a signature "
@@ -157,7 +197,15 @@ async def start_services(settings: Settings, registry: mappings.Registry) -> Ser
                      settings.job_record_ttl_seconds)
     jobs.start()
     backends = Backends(settings, kit, images, results, jobs)
-    return Services(registry, auth, backends, local=local, results_cleanup=cleanup)
+    aliyun = AliyunClient(settings.aliyun_endpoints,
+                          {c: (k, s.get_secret_value()) for c, (k, s) in settings.shadow_keys.items()},
+                          settings.shadow_timeout_seconds)
+    await aliyun.start()
+    store = RecordStore(Path(settings.data_dir) / STORE_SUBDIR, max_records=settings.shadow_store_max_records,
+                        max_bytes=settings.shadow_store_max_bytes)
+    shadow = Shadow(settings, aliyun, store, images, jobs, aws_for_shadow(backends))
+    shadow.start()
+    return Services(registry, auth, backends, shadow, local=local, results_cleanup=cleanup)
 
 
 async def _clean_results(store: ResultStore, interval: float) -> None:
@@ -180,12 +228,19 @@ async def stop_services(services: Services) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await services.results_cleanup
     b = services.backends
+    await services.shadow.close()
+    await services.shadow.aliyun.close()
     await b.jobs.close(b.settings.drain_grace_seconds)
     await b.results.close()
     await b.kit.close()
     await b.images.close()
+    await services.auth.nonces.close()
     if services.local is not None:
         await services.local.close()
+
+
+def build_registry(settings: Settings) -> mappings.Registry:
+    return mappings.load(settings.mappings_dir or mappings.default_dir(), CONVERTERS)
 
 
 SERVICES = web.AppKey("services", Services)
@@ -194,14 +249,14 @@ GATEWAY = web.AppKey("gateway", Gateway)
 
 def build_app(settings: Settings) -> web.Application:
     """The application; raises MappingError here, before serving, when a mapping file is wrong."""
-    registry = mappings.load(settings.mappings_dir or mappings.default_dir(), CONVERTERS)
+    registry = build_registry(settings)
     # Bodies are read as a capped stream by the gateway; aiohttp's own 1 MiB cap must not cut in first.
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[_aiohttp_errors])
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         services = await start_services(settings, registry)
         app[SERVICES] = services
-        app[GATEWAY] = Gateway(services, [log_exchange, observe_metrics])
+        app[GATEWAY] = Gateway(services, [log_exchange, observe_metrics, services.shadow.observe])
         yield
         await stop_services(services)
 

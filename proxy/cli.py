@@ -7,7 +7,7 @@ import asyncio
 import sys
 from pathlib import Path
 
-from .config import ConfigError, load_settings
+from .config import ConfigError, Settings, load_settings
 from .mappings import MappingError
 from .observability import configure_logging
 
@@ -23,16 +23,27 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument("--store", type=Path, help="record store directory (default <VISION_PROXY_DATA_DIR>/shadow)")
     report.add_argument("--out", type=Path, default=Path("shadow-report.html"),
                         help="HTML file to write (default shadow-report.html)")
+    compare = commands.add_parser("compare", help="compare Aliyun and AWS on a folder of images, then report")
+    compare.add_argument("images", type=Path, help="folder of images")
+    compare.add_argument("--actions", default="RecognizeGeneral", help="comma-separated Aliyun actions")
+    compare.add_argument("--url-prefix", help="where Aliyun can fetch the same images (URL of their folder)")
+    compare.add_argument("--aliyun-key", required=True, help="AccessKeyId:Secret of the Aliyun account to call")
+    compare.add_argument("--out", type=Path, default=Path("shadow-report.html"), help="HTML report to write")
+    compare.add_argument("--config", type=Path, help="YAML file with any of the settings")
     args = parser.parse_args(argv)
     if args.command == "report":
         return _report(args.store, args.out)
 
     try:
-        settings = load_settings(args.config, host=args.host, port=args.port)
+        settings = load_settings(args.config, **({"host": args.host, "port": args.port}
+                                                 if args.command == "serve" else {}))
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
-    configure_logging(settings.log_level)
+    # compare prints the report's path on stdout; its logs go to stderr with the progress bar
+    configure_logging(settings.log_level, sys.stderr if args.command == "compare" else sys.stdout)
+    if args.command == "compare":
+        return _compare(settings, args)
 
     from .server import serve
 
@@ -56,4 +67,17 @@ def _report(store: Path | None, out: Path) -> int:
         print(f"no record store at {store}", file=sys.stderr)
         return 2
     print(write_report(store, out))
+    return 0
+
+
+def _compare(settings: Settings, args: argparse.Namespace) -> int:
+    """`vision-proxy compare`: the offline proof of concept over a folder of the customer's images."""
+    from .shadow.offline import compare_folder
+
+    key_id, _, secret = args.aliyun_key.partition(":")
+    if not secret:
+        print("--aliyun-key must be AccessKeyId:Secret", file=sys.stderr)
+        return 2
+    actions = [a.strip() for a in args.actions.split(",") if a.strip()]
+    print(asyncio.run(compare_folder(settings, args.images, actions, args.url_prefix, (key_id, secret), args.out)))
     return 0

@@ -7,6 +7,7 @@ a message naming the key (see `load_settings`).
 from __future__ import annotations
 
 import ipaddress
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -115,6 +116,49 @@ class Settings(BaseSettings):
     job_deadline_seconds: float = Field(300.0, gt=0)
     job_record_ttl_seconds: float = Field(86_400.0, gt=0)
 
+    # ---- shadow traffic: Aliyun and AWS side by side (proxy/shadow/)
+    shadow_mode: Literal["aws", "shadow", "reverse-shadow"] = "aws"  # who answers the caller
+    shadow_actions: Annotated[list[str], NoDecode] = []  # mirrored actions; empty: every shadow-safe one
+    shadow_sample: float = Field(0.1, ge=0, le=1, description="share of eligible calls mirrored")
+    shadow_sample_by: Literal["random", "access-key"] = "random"  # access-key: the same callers, consistently
+    shadow_keys: Annotated[dict[str, tuple[str, SecretStr]], NoDecode] = {}  # caller id -> Aliyun key (V3, polls)
+    aliyun_endpoints: dict[str, str] = {}  # product -> URL; defaults to Aliyun's public endpoints
+    shadow_timeout_seconds: float = Field(120.0, gt=0)
+    shadow_queue_size: int = Field(32, ge=1)
+    shadow_concurrency: int = Field(2, ge=1)
+    shadow_max_body_bytes: int = Field(4 * MiB, ge=0)  # bigger requests are not mirrored
+    shadow_max_image_bytes: int = Field(64 * MiB, ge=1024)  # result images downloaded to compare
+    shadow_noise: bool = False  # ask the primary twice; a difference within its own noise is not blamed
+    shadow_thresholds: dict[str, dict[str, dict[str, float]]] = {}  # action -> metric -> {min|max}
+    shadow_store_max_records: int = Field(2000, ge=1)
+    shadow_store_max_bytes: int = Field(512 * MiB, ge=1024)
+
+    _parse_actions = field_validator("shadow_actions", mode="before")(_split_list)
+
+    @field_validator("shadow_keys", mode="before")
+    @classmethod
+    def _parse_shadow_keys(cls, value: Any) -> Any:
+        """`callerId=AliyunKeyId:AliyunSecret` pairs (commas or lines), or the path of a file holding them."""
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        if text and "=" not in text.splitlines()[0]:
+            path = Path(text)
+            if not path.is_file():
+                raise ValueError(f"not 'callerId=AliyunKeyId:AliyunSecret' pairs and not a readable file: {text}")
+            text = path.read_text()
+        keys: dict[str, tuple[str, str]] = {}
+        for item in text.replace(",", "\n").splitlines():
+            item = item.strip()
+            if not item or item.startswith("#"):
+                continue
+            caller, _, key = item.partition("=")
+            key_id, _, secret = key.partition(":")
+            if not (caller and key_id and secret):
+                raise ValueError("each entry must be callerId=AliyunKeyId:AliyunSecret")
+            keys[caller] = (key_id, secret)
+        return keys
+
     # ---- result store: result images (matting, super-resolution) and async-job records (proxy/results/)
     result_store: Literal["local", "s3"] = "local"
     result_ttl_seconds: int = Field(1800, ge=1, le=604_800, description="result URL life; Aliyun's is 30 min")
@@ -129,6 +173,69 @@ class Settings(BaseSettings):
     s3_endpoint_url: str | None = None
     s3_region: str | None = None  # default: aws_region
     s3_addressing_style: Literal["auto", "path", "virtual"] = "auto"
+
+    # ---- issue 6: private API access (execute-api VPC endpoint), shared replay protection (Redis) ----
+    # The kit as a private API: connect to `kit_connect_url` (the VPC endpoint's DNS name), send and sign
+    # `Host: kit_host_header` (default: kit_url's host), and `x-apigw-api-id: kit_api_id` when set.
+    kit_connect_url: HttpUrl | None = None
+    kit_host_header: str | None = None
+    kit_api_id: str | None = None
+    # Nonces shared by replicas; unset: in memory (one replica). A secret: the URL may carry a password.
+    redis_url: SecretStr | None = None
+    redis_fail_open: bool = False  # True: accept requests unchecked for replays while Redis fails (a risk)
+    redis_timeout_seconds: float = Field(0.2, gt=0, le=5)  # connect and reply, each; Redis is on every request
+    redis_key_prefix: str = "vision-proxy:nonce:"
+
+    @field_validator("kit_connect_url")
+    @classmethod
+    def _connect_base_only(cls, url: HttpUrl | None) -> HttpUrl | None:
+        if url is not None and ((url.path or "/") != "/" or url.query):
+            raise ValueError("give scheme://host[:port] only, e.g. https://vpce-0abc-xyz.execute-api."
+                             "cn-northwest-1.vpce.amazonaws.com.cn")
+        return url
+
+    @field_validator("kit_host_header")
+    @classmethod
+    def _host_only(cls, host: str | None) -> str | None:
+        if host is not None and not re.fullmatch(r"[A-Za-z0-9.-]+(:\d{1,5})?", host):
+            raise ValueError("give a host name (and optional :port), no scheme or path")
+        return host or None
+
+    @field_validator("kit_api_id")
+    @classmethod
+    def _api_id(cls, api_id: str | None) -> str | None:
+        if api_id is not None and not re.fullmatch(r"[a-z0-9]{1,64}", api_id):
+            raise ValueError("an API Gateway REST API id is lowercase letters and digits, e.g. abc123defg")
+        return api_id or None
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, url: SecretStr | None) -> SecretStr | None:
+        if url is not None and urlsplit(url.get_secret_value()).scheme not in ("redis", "rediss", "unix"):
+            raise ValueError("give redis://[:password@]host:port[/db], rediss://… (TLS) or unix://path")
+        return url
+
+    @model_validator(mode="after")
+    def _private_api_needs_kit_url(self) -> Settings:
+        if self.kit_url is None and (self.kit_connect_url or self.kit_host_header or self.kit_api_id):
+            raise ValueError("kit_connect_url, kit_host_header and kit_api_id need kit_url (the API's base URL)")
+        return self
+
+    @model_validator(mode="after")
+    def _s3_interface_endpoint(self) -> Settings:
+        """An S3 interface endpoint's DNS name only reaches buckets with the `bucket.` label, and only in
+        its own region: say so at start-up rather than as a signature or DNS error on the first result."""
+        host = urlsplit(self.s3_endpoint_url or "").hostname or ""
+        found = re.fullmatch(r"(?:(\w+)\.)?vpce-[\w-]+\.s3\.([\w-]+)\.vpce\.amazonaws\.com(?:\.cn)?", host)
+        if found:
+            if found.group(1) != "bucket":
+                raise ValueError(f"s3_endpoint_url: an S3 interface endpoint is addressed as "
+                                 f"https://bucket.{host.split('.', 1)[1] if found.group(1) else host}")
+            if found.group(2) != (self.s3_region or self.aws_region):
+                raise ValueError(f"s3_endpoint_url is in {found.group(2)} but s3_region is "
+                                 f"{self.s3_region or self.aws_region}: set VISION_PROXY_S3_REGION")
+        return self
+    # ---- end of issue 6 block
 
     _parse_keys = field_validator("caller_keys", mode="before")(_parse_caller_keys)
     _parse_allow = field_validator("fetch_allow", mode="before")(_split_list)

@@ -148,7 +148,7 @@ class ImageLoader:
             if self.pass_url and not need_pixels:
                 self.guard.check_url(url)
                 return LoadedImage(None, "", 0, 0, 0, 0, url=url)
-            data = await self._fetch(url, spec)
+            data = await self._fetch(url, min(self.max_bytes, spec.max_bytes))
         except AliyunError as err:
             raise _renamed(err, spec) from None
         return await self.from_bytes(data, spec)
@@ -164,9 +164,12 @@ class ImageLoader:
             return await asyncio.to_thread(_prepare, data, kind, spec)
         return _prepare(data, kind, spec)
 
-    async def _fetch(self, url: str, spec: ImageSpec) -> bytes:
+    async def download(self, url: str, cap: int) -> bytes:
+        """Bytes behind a URL, behind the same SSRF guard (shadow: the result images Aliyun links to)."""
+        return await self._fetch(url, cap)
+
+    async def _fetch(self, url: str, cap: int) -> bytes:
         assert self._session is not None, "ImageLoader.start() was not awaited"
-        cap = min(self.max_bytes, spec.max_bytes)
         try:
             for _ in range(MAX_REDIRECTS + 1):
                 self.guard.check_url(url)

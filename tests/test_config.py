@@ -8,18 +8,18 @@ from proxy.config import ConfigError, load_settings
 
 
 def test_env_names_are_the_public_contract(monkeypatch, tmp_path):
-    monkeypatch.setenv("VISION_PROXY_CALLER_KEYS", "a:sa, b:sb:tok")
+    monkeypatch.setenv("VISION_PROXY_CALLER_KEYS", "a:secret-of-a, b:sb:tok")
     monkeypatch.setenv("VISION_PROXY_FETCH_ALLOW", "10.0.0.0/8, images.internal")
     monkeypatch.setenv("VISION_PROXY_KIT_URL", "https://abc123.execute-api.cn-northwest-1.amazonaws.com.cn")
     monkeypatch.setenv("VISION_PROXY_AWS_REGION", "cn-north-1")
     monkeypatch.setenv("VISION_PROXY_KIT_ROUTES__OCR", "lite-ocr-v2")
     s = load_settings()
-    assert s.caller_keys["a"].secret.get_secret_value() == "sa"
+    assert s.caller_keys["a"].secret.get_secret_value() == "secret-of-a"
     assert s.caller_keys["b"].security_token.get_secret_value() == "tok"
     assert s.fetch_allow == ["10.0.0.0/8", "images.internal"]
     assert s.aws_region == "cn-north-1"
     assert s.kit_route_url("ocr") == "https://abc123.execute-api.cn-northwest-1.amazonaws.com.cn/prod/lite-ocr-v2"
-    assert "sa" not in repr(s)  # secrets never printed
+    assert "secret-of-a" not in repr(s) and "secret-of-a" not in str(s.model_dump(mode="json"))
 
 
 def test_caller_keys_from_a_mounted_secret_file(monkeypatch, tmp_path):

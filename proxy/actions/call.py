@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..aliyun.errors import Err, invalid, missing
@@ -34,6 +34,8 @@ class Call:
     params: dict[str, Any]
     inbound: InboundRequest
     backends: Backends
+    loaded: LoadedImage | None = None  # the input image, kept for a shadow comparison's report
+    stored: list[bytes] = field(default_factory=list)  # result images, kept for a shadow comparison
 
     @property
     def kit(self) -> KitClient:
@@ -53,10 +55,12 @@ class Call:
         if url and raw is not None:
             raise invalid(spec.url_param, "Send either the image URL or the image body, not both.")
         if raw is not None:
-            return await self.backends.images.from_bytes(raw, spec)
-        if not url:
+            self.loaded = await self.backends.images.from_bytes(raw, spec)
+        elif not url:
             raise missing(spec.url_param)
-        return await self.backends.images.from_url(url, spec, need_pixels)
+        else:
+            self.loaded = await self.backends.images.from_url(url, spec, need_pixels)
+        return self.loaded
 
     async def store(self, data: bytes, extension: str, content_type: str) -> str:
         """Keep a result image and return the expiring URL the caller downloads it from."""
@@ -67,6 +71,7 @@ class Call:
         except ResultStoreError:
             raise Err.SERVICE_UNAVAILABLE() from None
         metrics.RESULTS_STORED.labels(self.settings.result_store).inc()
+        self.stored.append(data)
         return url
 
     async def submit(self, work: Work) -> dict[str, Any]:

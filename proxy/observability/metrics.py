@@ -6,10 +6,14 @@ itself emits, kit routes. Caller input never becomes a label (`unknown` stands i
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from prometheus_client import Counter, Gauge, Histogram
 
 from ..aliyun.errors import Err
-from ..exchange import Exchange
+
+if TYPE_CHECKING:
+    from ..exchange import Exchange
 
 PREFIX = "vision_proxy"
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
@@ -35,12 +39,21 @@ KIT_SECONDS = Histogram(f"{PREFIX}_kit_call_duration_seconds", "AI Solution Kit 
 KIT_RETRIES = Counter(f"{PREFIX}_kit_retries", "Kit calls retried after a failed connection", ["route"])
 KIT_TIMEOUTS = Counter(f"{PREFIX}_kit_timeouts", "Kit calls that timed out", ["route"])
 CREDENTIAL_FAILURES = Counter(f"{PREFIX}_credential_refresh_failures", "AWS credential resolution failures")
+NONCE_STORE_ERRORS = Counter(f"{PREFIX}_nonce_store_errors", "Nonce store (Redis) failures", ["outcome"])
 
 RESULTS_STORED = Counter(f"{PREFIX}_results_stored", "Result images stored", ["store"])
 RESULTS_CLEANED = Counter(f"{PREFIX}_results_cleaned", "Expired results and records deleted")
 JOBS_QUEUED = Gauge(f"{PREFIX}_jobs_queued", "Async jobs waiting for a worker")
 JOBS_RUNNING = Gauge(f"{PREFIX}_jobs_running", "Async jobs running")
 JOBS_FINISHED = Counter(f"{PREFIX}_jobs_finished", "Async jobs finished", ["action", "status"])
+
+SHADOW_COMPARISONS = Counter(f"{PREFIX}_shadow_comparisons", "Shadow comparisons of Aliyun and AWS answers",
+                             ["action", "outcome"])
+SHADOW_SCORES = Histogram(f"{PREFIX}_shadow_score", "Agreement metrics of shadow comparisons", ["action", "metric"],
+                          buckets=(0.01, 0.05, 0.1, 0.2, 0.5, 0.8, 0.85, 0.9, 0.95, 0.99, 1, 10, 20, 25, 30, 40, 100))
+SHADOW_DROPS = Counter(f"{PREFIX}_shadow_drops", "Calls not compared, by reason", ["reason"])
+SHADOW_SECONDS = Histogram(f"{PREFIX}_shadow_side_duration_seconds", "Answer time of each side under shadow",
+                           ["action", "side"], buckets=LATENCY_BUCKETS)
 
 SIGNATURE_CODES = frozenset({
     "MissingAccessKeyId", "MissingSignature", "MissingSignatureNonce", "MissingTimestamp", "IncompleteSignature",

@@ -1,0 +1,85 @@
+"""`vision-proxy compare IMAGES_DIR`: the proof of concept on the customer's own images, before any traffic.
+
+Each image goes to Aliyun (signed with the given Aliyun key) and to AWS (the configured kit, or the
+embedded backend) for each chosen action; both answers are compared exactly as shadow traffic is, into
+the same record store, and the same HTML report is written. ocr-api takes the image as the request body;
+the other actions need the image at a URL Aliyun can fetch (`--url-prefix`, e.g. the OSS folder the
+images were uploaded to), because Aliyun downloads them itself.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+from multidict import CIMultiDict, CIMultiDictProxy
+from tqdm import tqdm
+
+from ..aliyun.errors import AliyunError
+from ..aliyun.request import InboundRequest
+from ..app import start_services, stop_services
+from ..config import Settings
+from ..mappings import ActionSpec, Registry
+from .aliyun import Answer, NoAliyunKey
+from .records import STORE_SUBDIR
+from .report import write_report
+from .runner import Mirror
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
+CALLER = "offline"
+# Required parameters that carry no default in the mappings, set as an app typically would.
+ACTION_PARAMS = {"RecognizeCharacter": {"MinHeight": "10", "OutputProbability": "true"},
+                 "SegmentBody": {"ReturnForm": "mask"}, "SegmentCommonImage": {"ReturnForm": "mask"}}
+DEFAULT_ACTIONS = ("RecognizeGeneral",)
+
+
+def find_spec(registry: Registry, action: str) -> ActionSpec:
+    for (name, _), spec in registry.specs.items():
+        if name == action:
+            return spec
+    raise SystemExit(f"unknown action: {action}")
+
+
+def _inbound(spec: ActionSpec, params: dict[str, str], image: bytes | None) -> InboundRequest:
+    headers = CIMultiDict({"x-acs-action": spec.action, "x-acs-version": spec.version})
+    if image is not None:
+        headers["Content-Type"] = "application/octet-stream"
+    inbound = InboundRequest("POST", "/", "", CIMultiDictProxy(headers), body=image or b"",
+                             request_id=str(uuid.uuid4()).upper())
+    inbound.params = dict(params)
+    inbound.query = sorted(params.items())
+    return inbound
+
+
+async def compare_folder(settings: Settings, folder: Path, actions: list[str], url_prefix: str | None,
+                         aliyun_key: tuple[str, str], out: Path) -> Path:
+    from ..app import build_registry
+
+    registry = build_registry(settings)
+    services = await start_services(settings, registry)
+    shadow = services.shadow
+    shadow.aliyun.keys[CALLER] = aliyun_key
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise SystemExit(f"no images in {folder}")
+    work = [(f, find_spec(registry, a)) for f in files for a in actions]
+    try:
+        for path, spec in tqdm(work, desc="comparing", unit="call"):
+            image = path.read_bytes()
+            assert spec.image is not None, f"{spec.action} takes no image"
+            params = dict(ACTION_PARAMS.get(spec.action, {}))
+            raw = spec.image.raw_body  # ocr-api: the image itself as the body, as the SDKs send it
+            if not raw:
+                if not url_prefix:
+                    raise SystemExit(f"{spec.action} needs --url-prefix: Aliyun fetches its images itself")
+                params[spec.image.url_param] = url_prefix.rstrip("/") + "/" + path.name
+            try:
+                answer = await shadow.aliyun.call(spec.product, spec.action, spec.version, params, CALLER,
+                                                  image if raw else None)
+            except (NoAliyunKey, AliyunError, OSError) as exc:
+                answer = Answer(599, str(exc).encode(), "text/plain", 0.0)
+            mirror = Mirror(spec, _inbound(spec, params, image if raw else None), CALLER, "aliyun", answer, None)
+            await shadow.run(mirror, mode="offline")
+    finally:
+        await stop_services(services)
+    return write_report(Path(settings.data_dir) / STORE_SUBDIR, out)

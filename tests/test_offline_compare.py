@@ -1,0 +1,59 @@
+"""`vision-proxy compare IMAGES_DIR`: the offline proof of concept, as a real process, with a progress bar
+and the same report; "Aliyun" is tests/fake_aliyun.py, AWS the embedded backend."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from proxy.shadow.records import STORE_SUBDIR, RecordStore
+from tests import imagegen
+from tests.fake_aliyun import ALIYUN_KEY
+
+
+def test_compare_a_folder(tmp_path):
+    from aiohttp import web
+
+    from tests.fake_aliyun import FakeAliyun
+    from tests.harness import AppServer
+
+    fake = FakeAliyun()
+    server = AppServer(fake.app)
+    fake.base_url = server.url
+    folder = tmp_path / "poc"
+    folder.mkdir()
+
+    def static() -> web.Application:  # the images "uploaded" where Aliyun (and the proxy) can fetch them
+        app = web.Application()
+        app.router.add_static("/poc/", folder)
+        return app
+
+    files = AppServer(static)
+    (folder / "board-1.png").write_bytes(imagegen.text_image("PNG"))
+    (folder / "board-2.jpg").write_bytes(imagegen.text_image("JPEG"))
+    (folder / "notes.txt").write_text("not an image")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VISION_PROXY_", "AWS_"))}
+    env.update(VISION_PROXY_DATA_DIR=str(tmp_path / "data"), VISION_PROXY_FETCH_ALLOW="127.0.0.1/32",
+               VISION_PROXY_ALIYUN_ENDPOINTS=json.dumps({"ocr": server.url, "ocr-api": server.url}))
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "proxy", "compare", str(folder), "--actions", "RecognizeGeneral,RecognizeCharacter",
+             "--url-prefix", f"{files.url}/poc", "--aliyun-key", ":".join(ALIYUN_KEY),
+             "--out", str(tmp_path / "poc.html")],
+            env=env, capture_output=True, text=True, timeout=300)
+    finally:
+        server.close()
+        files.close()
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "comparing" in proc.stderr and "4/4" in proc.stderr  # the progress bar
+    assert all(r["verdict"] == "ok" for r in fake.received) and len(fake.received) == 4
+    store = RecordStore(tmp_path / "data" / STORE_SUBDIR)
+    records = list(store.records())
+    assert sorted(r.action for r in records) == ["RecognizeCharacter"] * 2 + ["RecognizeGeneral"] * 2
+    assert {r.mode for r in records} == {"offline"}, records
+    assert {r.outcome for r in records} == {"matched"}, [(r.details, r.primary, r.secondary) for r in records]
+    html = Path(proc.stdout.strip()).read_text()
+    assert "RecognizeGeneral" in html and "RecognizeCharacter" in html

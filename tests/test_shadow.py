@@ -1,0 +1,235 @@
+"""Shadow traffic through the real SDKs: the caller gets the primary's answer, unchanged and undelayed;
+the other side runs in the background; the comparison lands in metrics, the log and the record store.
+
+"Aliyun" is tests/fake_aliyun.py (checks V1 arrives byte for byte and V3 is re-signed); AWS is the
+embedded backend with its real models.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from alibabacloud_imageseg20191230 import models as seg
+from alibabacloud_ocr20191230 import models as ocr_models
+from matplotlib import cbook
+from prometheus_client import REGISTRY, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from proxy.shadow.records import STORE_SUBDIR, RecordStore
+from proxy.shadow.report import write_report
+from tests import imagegen, sdk
+from tests.conftest import CALLER_KEYS
+from tests.fake_aliyun import ALIYUN_KEY, FakeAliyun
+from tests.harness import AppServer, ProxyServer
+
+PRODUCTS = ("ocr", "ocr-api", "imageseg", "imageenhan")
+
+
+@pytest.fixture(scope="module")
+def aliyun() -> Iterator[FakeAliyun]:
+    fake = FakeAliyun()
+    server = AppServer(fake.app)
+    fake.base_url = server.url
+    yield fake
+    server.close()
+
+
+def shadow_proxy(aliyun: FakeAliyun, tmp: Path, **settings: Any) -> ProxyServer:
+    defaults = {"shadow_mode": "shadow", "shadow_sample": 1}
+    return ProxyServer(caller_keys=CALLER_KEYS, fetch_allow="127.0.0.1/32", data_dir=tmp,
+                       aliyun_endpoints={p: aliyun.base_url for p in PRODUCTS},
+                       shadow_keys=f"testid={ALIYUN_KEY[0]}:{ALIYUN_KEY[1]}", **{**defaults, **settings})
+
+
+@pytest.fixture
+def fresh(aliyun: FakeAliyun) -> FakeAliyun:
+    aliyun.flaw = None
+    aliyun.received.clear()
+    return aliyun
+
+
+@pytest.fixture(scope="module")
+def shadowed(aliyun, tmp_path_factory) -> Iterator[ProxyServer]:
+    server = shadow_proxy(aliyun, tmp_path_factory.mktemp("shadow"))
+    yield server
+    server.close()
+
+
+def metric(name: str, **labels: str) -> float:
+    return sum(s.value for f in text_string_to_metric_families(generate_latest(REGISTRY).decode())
+               for s in f.samples if s.name == name and labels.items() <= s.labels.items())
+
+
+def wait_for_records(proxy: ProxyServer, count: int, timeout: float = 60) -> list[Any]:
+    store = RecordStore(Path(proxy.settings.data_dir) / STORE_SUBDIR)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        store.reload()
+        if len(store) >= count:
+            return list(store.records())
+        time.sleep(0.2)
+    raise AssertionError(f"{len(store)} of {count} comparisons recorded after {timeout} s")
+
+
+def recognize(proxy: ProxyServer, images: AppServer, **kw: Any) -> Any:
+    return sdk.ocr(proxy.endpoint, **kw).recognize_character(ocr_models.RecognizeCharacterRequest(
+        image_url=f"{images.url}/text.png", min_height=10, output_probability=True))
+
+
+def test_caller_gets_aliyuns_answer_and_the_comparison_lands_everywhere(shadowed, fresh, images, capfd):
+    before = metric("vision_proxy_shadow_comparisons_total", action="RecognizeCharacter")
+    resp = recognize(shadowed, images)
+    # Aliyun's own answer: its -90° form for the second line is something the AWS side never produces
+    assert [r.text_rectangles.angle for r in resp.body.data.results] == [0, -90, 0]
+    assert fresh.received[-1]["verdict"] == "ok" and fresh.received[-1]["kind"] == "v3"  # re-signed correctly
+    record = wait_for_records(shadowed, 1)[-1]
+    assert (record.action, record.mode, record.outcome) == ("RecognizeCharacter", "shadow", "matched")
+    assert record.scores["f1"] == 1.0 and record.scores["cer"] < 0.05
+    assert metric("vision_proxy_shadow_comparisons_total", action="RecognizeCharacter", outcome="matched") > before
+    assert metric("vision_proxy_shadow_score_count", action="RecognizeCharacter", metric="f1") >= 1
+    logged = capfd.readouterr().out
+    assert "shadow.compared" in logged and "testsecret" not in logged
+
+
+def test_v1_goes_to_aliyun_byte_for_byte(shadowed, fresh, images):
+    body = sdk.legacy_recognize_character(f"{images.url}/text.png", shadowed.endpoint)
+    assert len(body["Data"]["Results"]) == len(imagegen.LINES)
+    last = fresh.received[-1]
+    assert (last["kind"], last["verdict"]) == ("v1", "ok")  # the caller's own signature verified at "Aliyun"
+
+
+@pytest.mark.parametrize(("flaw", "failed", "kind"), [("missing-line", "f1", "extra"),
+                                                       ("shifted-box", "f1", "box_shifted")])
+def test_known_ocr_differences_are_scored(aliyun, fresh, images, tmp_path, flaw, failed, kind):
+    proxy = shadow_proxy(aliyun, tmp_path)
+    try:
+        fresh.flaw = flaw
+        recognize(proxy, images)
+        record = wait_for_records(proxy, 1)[-1]
+    finally:
+        proxy.close()
+    assert record.outcome == "mismatched" and failed in record.failed
+    assert kind in {d["kind"] for d in record.details["differences"]}
+
+
+def test_a_worse_mask_is_scored(aliyun, fresh, tmp_path, pictures_url):
+    proxy = shadow_proxy(aliyun, tmp_path)
+    try:
+        fresh.flaw = "worse-mask"
+        url = sdk.imageseg(proxy.endpoint).segment_body(seg.SegmentBodyRequest(
+            image_url=f"{pictures_url}/person.jpg", return_form="mask")).body.data.image_url
+        assert url.startswith(aliyun.base_url)  # Aliyun's answer reached the caller
+        record = wait_for_records(proxy, 1)[-1]
+    finally:
+        proxy.close()
+    assert record.outcome == "mismatched" and "iou" in record.failed
+    assert record.images  # both masks kept for the report
+
+
+def test_async_jobs_are_followed_on_both_sides(shadowed, fresh, pictures_url):
+    client = sdk.imageseg(shadowed.endpoint)
+    seen = len(RecordStore(Path(shadowed.settings.data_dir) / STORE_SUBDIR))
+    submitted = client.segment_hdcommon_image(seg.SegmentHDCommonImageRequest(image_url=f"{pictures_url}/person.jpg"))
+    job = submitted.body.request_id
+    data = client.get_async_job_result(seg.GetAsyncJobResultRequest(job_id=job)).body.data
+    assert (data.job_id, data.status) == (job, "PROCESS_SUCCESS")  # Aliyun's job, polled at Aliyun
+    record = wait_for_records(shadowed, seen + 1)[-1]
+    assert record.action == "SegmentHDCommonImage" and record.outcome == "matched", record.details
+    assert record.secondary["body"]["Data"]["Status"] == "PROCESS_SUCCESS"  # AWS's job, followed too
+
+
+def test_reverse_shadow_is_not_delayed_by_a_slow_aliyun(aliyun, fresh, images, tmp_path):
+    proxy = shadow_proxy(aliyun, tmp_path, shadow_mode="reverse-shadow")
+    try:
+        recognize(proxy, images)  # warm the model
+        fresh.flaw = "slow"  # "Aliyun" takes 3 s
+        started = time.monotonic()
+        resp = recognize(proxy, images)
+        elapsed = time.monotonic() - started
+        assert elapsed < 2.5 and all(r.text_rectangles.angle == 0 for r in resp.body.data.results)  # AWS's
+        records = wait_for_records(proxy, 2)
+    finally:
+        proxy.close()
+    assert records[-1].mode == "reverse-shadow" and records[-1].latency_ms["secondary"] >= 3000
+
+
+def test_failing_shadow_side_is_an_error_outcome_not_the_callers_problem(aliyun, fresh, images, tmp_path):
+    proxy = shadow_proxy(aliyun, tmp_path, shadow_mode="reverse-shadow")
+    try:
+        fresh.flaw = "error"
+        assert recognize(proxy, images).body.data.results
+        record = wait_for_records(proxy, 1)[-1]
+    finally:
+        proxy.close()
+    assert record.outcome == "error" and "secondary_error" in record.failed
+
+
+def test_queue_overflow_drops_and_counts(aliyun, fresh, images, tmp_path):
+    proxy = shadow_proxy(aliyun, tmp_path, shadow_mode="reverse-shadow", shadow_queue_size=1,
+                         shadow_concurrency=1)
+    before = metric("vision_proxy_shadow_drops_total", reason="queue_full")
+    try:
+        fresh.flaw = "slow"
+        threads = [threading.Thread(target=recognize, args=(proxy, images)) for _ in range(5)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert proxy.services.shadow.queue.qsize() <= 1
+    finally:
+        proxy.close()
+    assert metric("vision_proxy_shadow_drops_total", reason="queue_full") - before >= 2
+
+
+def test_sampling_zero_mirrors_nothing(aliyun, fresh, images, tmp_path):
+    proxy = shadow_proxy(aliyun, tmp_path, shadow_sample=0)
+    before = metric("vision_proxy_shadow_drops_total", reason="sampled_out")
+    try:
+        assert recognize(proxy, images).body.data.results
+    finally:
+        proxy.close()
+    assert metric("vision_proxy_shadow_drops_total", reason="sampled_out") - before == 1
+    assert not (tmp_path / STORE_SUBDIR).exists() or not list((tmp_path / STORE_SUBDIR).glob("*.json"))
+
+
+def test_report_from_real_comparisons(shadowed, tmp_path):
+    wait_for_records(shadowed, 1)
+    out = write_report(Path(shadowed.settings.data_dir) / STORE_SUBDIR, tmp_path / "report.html")
+    html = out.read_text()
+    assert "RecognizeCharacter" in html and "<svg" in html
+
+
+@pytest.fixture(scope="module")
+def pictures_url(aliyun) -> Iterator[str]:
+    """The portrait for matting, and the matte "Aliyun" answers with (made by the local model, so equal)."""
+    with cbook.get_sample_data("grace_hopper.jpg") as f:
+        portrait = f.read()
+
+    def app() -> Any:
+        from aiohttp import web
+
+        async def serve(_: web.Request) -> web.Response:
+            return web.Response(body=portrait)
+
+        application = web.Application()
+        application.router.add_get("/{tail:.*}", serve)
+        return application
+
+    server = AppServer(app)
+    plain = ProxyServer(caller_keys=CALLER_KEYS, fetch_allow="127.0.0.1/32")
+    try:
+        url = sdk.imageseg(plain.endpoint).segment_body(seg.SegmentBodyRequest(
+            image_url=f"{server.url}/person.jpg", return_form="mask")).body.data.image_url
+        aliyun.mask = requests.get(url, timeout=30).content
+    finally:
+        plain.close()
+    yield server.url
+    server.close()
+
+
