@@ -7,7 +7,9 @@ records must live somewhere that every replica of the proxy can read, and hand o
 
 from __future__ import annotations
 
+import json
 import re
+import time
 from typing import Any, Protocol
 
 # One or more `/`-separated segments of [A-Za-z0-9_.-]; no segment starts with a dot (so `.`, `..` and the
@@ -57,3 +59,19 @@ def check_key(key: str) -> str:
     if not valid_key(key):
         raise ValueError(f"invalid result key {key!r}: use [A-Za-z0-9/_.-], no '..', no segment starting with '.'")
     return key
+
+
+def encode_record(record: dict[str, Any], ttl_seconds: float) -> bytes:
+    """A job record with its expiry, as both stores keep it: {"expires": epoch, "record": {...}}."""
+    return json.dumps({"expires": time.time() + ttl_seconds, "record": record}, ensure_ascii=False).encode()
+
+
+def decode_record(body: bytes | None) -> dict[str, Any] | None:
+    """The record, or None when absent or expired."""
+    if body is None:
+        return None
+    doc = json.loads(body)
+    if doc["expires"] < time.time():
+        return None
+    record: dict[str, Any] = doc["record"]
+    return record

@@ -33,7 +33,7 @@ from xml.sax.saxutils import escape
 
 from aiohttp import web
 
-from .base import ResultStoreError, check_key, valid_key
+from .base import ResultStoreError, check_key, decode_record, encode_record, valid_key
 
 CHUNK_BYTES = 1024 * 1024
 STALE_TEMP_SECONDS = 3600  # a temporary file this old was left by a crashed writer
@@ -78,7 +78,7 @@ class LocalResultStore:
 
     async def put_record(self, key: str, record: dict[str, Any], ttl_seconds: float) -> None:
         check_key(key)
-        body = json.dumps({"expires": time.time() + ttl_seconds, "record": record}, ensure_ascii=False).encode()
+        body = encode_record(record, ttl_seconds)
         try:
             await asyncio.to_thread(_atomic_write, self._records / f"{key}.json", body)
         except OSError as exc:
@@ -90,13 +90,7 @@ class LocalResultStore:
             body = await asyncio.to_thread(_read_or_none, self._records / f"{key}.json")
         except OSError as exc:
             raise ResultStoreError(f"cannot read record {key}: {exc}") from exc
-        if body is None:
-            return None
-        doc = json.loads(body)
-        if doc["expires"] < time.time():
-            return None
-        record: dict[str, Any] = doc["record"]
-        return record
+        return decode_record(body)
 
     async def cleanup(self) -> int:
         return await asyncio.to_thread(self._cleanup, time.time())

@@ -21,7 +21,6 @@ temporary credentials (IRSA, instance roles) keep the session longer than `resul
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -30,7 +29,7 @@ import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .base import ResultStoreError, check_key
+from .base import ResultStoreError, check_key, decode_record, encode_record
 
 DELETE_BATCH = 1000  # DeleteObjects' limit
 
@@ -88,7 +87,7 @@ class S3ResultStore:
 
     async def put_record(self, key: str, record: dict[str, Any], ttl_seconds: float) -> None:
         expires = time.time() + ttl_seconds
-        body = json.dumps({"expires": expires, "record": record}, ensure_ascii=False).encode()
+        body = encode_record(record, ttl_seconds)
         await self._call("PutObject", self._client.put_object, Bucket=self.bucket, Key=self._record_key(key),
                          Body=body, ContentType="application/json", Metadata={"expires": f"{expires:.3f}"})
 
@@ -98,13 +97,7 @@ class S3ResultStore:
             body = await asyncio.to_thread(self._get_body, s3_key)
         except (BotoCoreError, ClientError) as exc:
             raise ResultStoreError(f"s3 GetObject: {exc}") from exc
-        if body is None:
-            return None
-        doc = json.loads(body)
-        if doc["expires"] < time.time():
-            return None
-        record: dict[str, Any] = doc["record"]
-        return record
+        return decode_record(body)
 
     def _get_body(self, s3_key: str) -> bytes | None:
         try:
