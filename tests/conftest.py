@@ -10,6 +10,7 @@ from aiohttp import web
 
 from tests import imagegen
 from tests.harness import AppServer, ProxyServer
+from tests.kit_faults import FaultKit
 from tests.s3server import running_s3
 
 CALLER_KEYS = "testid:testsecret,STS.tempid:tempsecret:the-sts-token"
@@ -63,4 +64,13 @@ def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProxyServer]:
     server = ProxyServer(caller_keys=CALLER_KEYS, fetch_allow="127.0.0.1/32", fetch_timeout_seconds=2,
                          data_dir=tmp_path_factory.mktemp("results"))
     yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def kit() -> Iterator[tuple[FaultKit, AppServer]]:
+    """A kit that fails on purpose (tests/kit_faults.py), and its server."""
+    fault = FaultKit()
+    server = AppServer(fault.app)
+    yield fault, server
     server.close()

@@ -19,17 +19,8 @@ from proxy.actions.imageenhan import kit_factor
 from tests import sdk
 from tests.conftest import CALLER_KEYS
 from tests.harness import AppServer, ProxyServer
-from tests.kit_faults import FaultKit
-from tests.test_kit_faults import remote_kit_proxy
+from tests.kit_faults import remote_kit_proxy
 from tests.test_sdk_vision import poll, texture
-
-
-@pytest.fixture(scope="module")
-def kit() -> Iterator[tuple[FaultKit, AppServer]]:
-    fault = FaultKit()
-    server = AppServer(fault.app)
-    yield fault, server
-    server.close()
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterator
 
@@ -12,30 +11,7 @@ from alibabacloud_tea_openapi.exceptions import ClientException, ServerException
 
 from tests import sdk
 from tests.harness import AppServer, ProxyServer
-from tests.kit_faults import ACCESS_KEY, REGION, SECRET_KEY, FaultKit
-
-
-@pytest.fixture(scope="module")
-def kit() -> Iterator[tuple[FaultKit, AppServer]]:
-    fault = FaultKit()
-    server = AppServer(fault.app)
-    yield fault, server
-    server.close()
-
-
-def remote_kit_proxy(**settings) -> ProxyServer:
-    """A proxy configured for a remote kit: credentials come from botocore's chain (here, the env)."""
-    saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
-    os.environ.update(AWS_ACCESS_KEY_ID=ACCESS_KEY, AWS_SECRET_ACCESS_KEY=SECRET_KEY)
-    try:
-        return ProxyServer(caller_keys="testid:testsecret", aws_region=REGION, fetch_allow="127.0.0.1/32",
-                           **settings)
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+from tests.kit_faults import remote_kit_proxy
 
 
 @pytest.fixture(scope="module")
