@@ -76,7 +76,7 @@ class ImageSpec(BaseModel):
 class ActionSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    product: Literal["ocr", "ocr-api", "imageseg", "imageenhan"]
+    product: Literal["ocr", "ocr-api", "imageseg", "imageenhan", "viapi"]
     version: str
     action: str
     kit_route: Literal["ocr", "segmentation", "super_resolution"] | None = None

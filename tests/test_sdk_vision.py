@@ -161,6 +161,23 @@ def test_segment_hd_common_image_async(vproxy, pictures):
     assert (img.mode, img.size) == ("RGBA", (512, 600))
 
 
+def test_unified_viapi_poller_answers_for_imageseg_jobs(vproxy, pictures):
+    """Aliyun's current docs send async callers to viapi 2023-01-17 GetAsyncJobResult."""
+    from alibabacloud_viapi20230117 import models as viapi
+    from alibabacloud_viapi20230117.client import Client
+
+    submitted = sdk.imageseg(vproxy.endpoint).segment_hdcommon_image(
+        seg.SegmentHDCommonImageRequest(image_url=f"{pictures.url}/person.jpg"))
+    poller = Client(sdk.config(vproxy.endpoint))
+    deadline = time.monotonic() + 60
+    while (data := poller.get_async_job_result(viapi.GetAsyncJobResultRequest(
+            job_id=submitted.body.request_id)).body.data).status in ("QUEUING", "PROCESSING"):
+        assert time.monotonic() < deadline
+        time.sleep(0.3)
+    assert data.status == "PROCESS_SUCCESS"
+    assert download(json.loads(data.result)["ImageUrl"]).mode == "RGBA"
+
+
 def test_legacy_segment_body_v1(vproxy, pictures):
     request = SegmentBodyRequest()
     request.set_ImageURL(f"{pictures.url}/person.jpg")

@@ -26,6 +26,7 @@ DEFAULT_ENDPOINTS = {
     "ocr-api": "https://ocr-api.cn-hangzhou.aliyuncs.com",
     "imageseg": "https://imageseg.cn-shanghai.aliyuncs.com",
     "imageenhan": "https://imageenhan.cn-shanghai.aliyuncs.com",
+    "viapi": "https://viapi.cn-shanghai.aliyuncs.com",
 }
 HOP_BY_HOP = {"host", "connection", "keep-alive", "transfer-encoding", "content-length", "te", "trailer",
               "upgrade", "proxy-authorization", "proxy-connection", "expect", "accept-encoding"}
