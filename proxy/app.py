@@ -33,7 +33,7 @@ from .kit.client import KitClient
 from .kit.credentials import CredentialSource
 from .kit.local.server import LocalBackend
 from .observability import metrics
-from .observability.metrics import observe_metrics
+from .observability.requests import observe_metrics
 from .results import LocalResultStore, ResultStore, open_store
 from .shadow.aliyun import AliyunClient, Answer
 from .shadow.records import STORE_SUBDIR, RecordStore
@@ -178,7 +178,10 @@ async def start_services(settings: Settings, registry: mappings.Registry) -> Ser
     kit = KitClient(settings.kit_route_url, settings.aws_region, credentials, settings.kit_timeout_seconds,
                     settings.kit_connect_timeout_seconds, settings.kit_max_connections,
                     connect_url=str(settings.kit_connect_url) if settings.kit_connect_url else None,
-                    host=settings.kit_host_header, api_id=settings.kit_api_id)
+                    host=settings.kit_host_header, api_id=settings.kit_api_id,
+                    sagemaker_endpoints=settings.kit_sagemaker_endpoints,  # the embedded backend serves them too
+                    sagemaker_url=str(settings.sagemaker_url or settings.kit_url)
+                    if settings.sagemaker_url or local else None)
     images = ImageLoader(settings.fetch_allow, settings.fetch_timeout_seconds, settings.fetch_max_bytes,
                          pass_url=settings.image_mode == "pass-url")
     await kit.start()

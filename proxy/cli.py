@@ -72,7 +72,7 @@ def _report(store: Path | None, out: Path) -> int:
 
 def _compare(settings: Settings, args: argparse.Namespace) -> int:
     """`vision-proxy compare`: the offline proof of concept over a folder of the customer's images."""
-    from .shadow.offline import compare_folder
+    from .offline import compare_folder
 
     key_id, _, secret = args.aliyun_key.partition(":")
     if not secret:

@@ -233,3 +233,19 @@ def pictures_url(aliyun) -> Iterator[str]:
     server.close()
 
 
+
+
+def test_noise_floor_asks_the_primary_twice(aliyun, fresh, images, tmp_path):
+    """With the noise floor on, the primary (here Aliyun, re-signed so its nonce is fresh) is asked again,
+    and its agreement with itself is recorded beside the comparison."""
+    proxy = shadow_proxy(aliyun, tmp_path, shadow_noise=True)
+    try:
+        fresh.flaw = "missing-line"
+        recognize(proxy, images)
+        record = wait_for_records(proxy, 1)[-1]
+    finally:
+        proxy.close()
+    assert sum(1 for r in fresh.received if r["action"] == "RecognizeCharacter") == 2
+    assert all(r["verdict"] == "ok" for r in fresh.received)
+    assert record.noise is not None and record.noise["f1"] == 1.0  # "Aliyun" agrees with itself
+    assert record.outcome == "mismatched"  # so AWS's extra line is not excused as noise

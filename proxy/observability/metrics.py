@@ -10,10 +10,8 @@ from typing import TYPE_CHECKING
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from ..aliyun.errors import Err
-
 if TYPE_CHECKING:
-    from ..exchange import Exchange
+    pass
 
 PREFIX = "vision_proxy"
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
@@ -60,21 +58,3 @@ SIGNATURE_CODES = frozenset({
     "SignatureDoesNotMatch", "SignatureNonceUsed", "InvalidTimeStamp.Expired", "InvalidTimeStamp.Format",
     "InvalidAccessKeyId.NotFound", "InvalidSecurityToken.Mismatch",
 })
-
-IMAGE_ERRORS = {Err.IMAGE_URL: "url", Err.IMAGE_DOWNLOAD: "download", Err.IMAGE_TIMEOUT: "timeout",
-                Err.IMAGE_FORMAT: "format", Err.IMAGE_SIZE: "size", Err.IMAGE_RESOLUTION: "resolution"}
-
-
-def observe_metrics(ex: Exchange) -> None:
-    spec = ex.spec
-    product, action, version = (spec.product, spec.action, spec.version) if spec else ("unknown",) * 3
-    signature = ex.inbound.signature_kind if ex.inbound else "none"
-    code = ex.error.code if ex.error else "OK"
-    REQUESTS.labels(product, action, version, signature, code).inc()
-    REQUEST_SECONDS.labels(product, action).observe(ex.seconds)
-    REQUEST_BYTES.labels(product, action).observe(len(ex.inbound.body) if ex.inbound else 0)
-    RESPONSE_BYTES.labels(product, action).observe(len(ex.response.body or b""))  # type: ignore[arg-type]
-    if code in SIGNATURE_CODES:
-        SIGNATURE_REJECTIONS.labels(code).inc()
-    if ex.error and ex.error.kind in IMAGE_ERRORS:
-        IMAGE_FETCH_FAILURES.labels(IMAGE_ERRORS[ex.error.kind]).inc()

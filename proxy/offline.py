@@ -15,15 +15,15 @@ from pathlib import Path
 from multidict import CIMultiDict, CIMultiDictProxy
 from tqdm import tqdm
 
-from ..aliyun.errors import AliyunError
-from ..aliyun.request import InboundRequest
-from ..app import start_services, stop_services
-from ..config import Settings
-from ..mappings import ActionSpec, Registry
-from .aliyun import Answer, NoAliyunKey
-from .records import STORE_SUBDIR
-from .report import write_report
-from .runner import Mirror
+from .aliyun.errors import AliyunError
+from .aliyun.request import InboundRequest
+from .app import build_registry, start_services, stop_services
+from .config import Settings
+from .mappings import ActionSpec, Registry
+from .shadow.aliyun import Answer, NoAliyunKey
+from .shadow.records import STORE_SUBDIR
+from .shadow.report import write_report
+from .shadow.runner import Mirror
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
 CALLER = "offline"
@@ -53,8 +53,6 @@ def _inbound(spec: ActionSpec, params: dict[str, str], image: bytes | None) -> I
 
 async def compare_folder(settings: Settings, folder: Path, actions: list[str], url_prefix: str | None,
                          aliyun_key: tuple[str, str], out: Path) -> Path:
-    from ..app import build_registry
-
     registry = build_registry(settings)
     services = await start_services(settings, registry)
     shadow = services.shadow
