@@ -237,6 +237,33 @@ class Settings(BaseSettings):
         return self
     # ---- end of issue 6 block
 
+    # ---- SageMaker endpoints called directly (InvokeEndpoint), bypassing API Gateway for chosen routes ----
+    # KitRoutes field name -> SageMaker endpoint name, e.g. {"super_resolution": "super-resolution"}. Such a
+    # route is POSTed to {sagemaker_url}/endpoints/{name}/invocations, SigV4-signed for service `sagemaker`.
+    kit_sagemaker_endpoints: dict[str, str] = {}
+    # Base URL of SageMaker Runtime (a VPC endpoint's name, a test server). Unset: botocore's regional
+    # endpoint for aws_region (or the embedded backend when kit_url is unset).
+    sagemaker_url: HttpUrl | None = None
+
+    @field_validator("kit_sagemaker_endpoints")
+    @classmethod
+    def _sagemaker_endpoints(cls, endpoints: dict[str, str]) -> dict[str, str]:
+        for route, name in endpoints.items():
+            if route not in KitRoutes.model_fields:
+                raise ValueError(f"{route!r} is not a kit route; use one of {', '.join(KitRoutes.model_fields)}")
+            if not re.fullmatch(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}", name):  # SageMaker's EndpointName pattern
+                raise ValueError(f"{name!r} is not a SageMaker endpoint name (letters, digits, hyphens; max 63)")
+        return endpoints
+
+    @field_validator("sagemaker_url")
+    @classmethod
+    def _sagemaker_base_only(cls, url: HttpUrl | None) -> HttpUrl | None:
+        if url is not None and ((url.path or "/") != "/" or url.query):
+            raise ValueError("give scheme://host[:port] only, e.g. https://runtime.sagemaker.cn-northwest-1."
+                             "amazonaws.com.cn")
+        return url
+    # ---- end of SageMaker block
+
     _parse_keys = field_validator("caller_keys", mode="before")(_parse_caller_keys)
     _parse_allow = field_validator("fetch_allow", mode="before")(_split_list)
 

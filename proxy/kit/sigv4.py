@@ -1,4 +1,4 @@
-"""SigV4 for `execute-api`, both ways, with botocore doing the cryptography.
+"""SigV4 for `execute-api` (and `sagemaker`, for InvokeEndpoint), both ways, with botocore doing the cryptography.
 
 Signing reuses a body hash computed once (API Gateway needs the full payload hash; `UNSIGNED-PAYLOAD`
 is refused). Verifying (the local backend's job) rebuilds botocore's canonical request from exactly
@@ -16,7 +16,7 @@ from botocore.auth import SIGV4_TIMESTAMP, SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials, ReadOnlyCredentials
 
-SERVICE = "execute-api"
+SERVICE = "execute-api"  # the default; "sagemaker" signs SageMaker Runtime calls
 MAX_SKEW_SECONDS = 300  # API Gateway's clock-skew allowance
 
 
@@ -30,14 +30,14 @@ class _PrehashedSigV4Auth(SigV4Auth):
 
 
 def sign(url: str, body: bytes, body_sha256: str, credentials: ReadOnlyCredentials | Credentials,
-         region: str, headers: dict[str, str], host: str | None = None) -> dict[str, str]:
+         region: str, headers: dict[str, str], host: str | None = None, service: str = SERVICE) -> dict[str, str]:
     """Headers to send, exactly as signed (Host included, so nothing downstream can alter it).
 
     `host` is the Host to send when it is not `url`'s own: a private API reached through its VPC
     endpoint is signed for the Host API Gateway receives, whatever address the connection goes to.
     """
     request = AWSRequest(method="POST", url=url, data=body, headers={"Host": host or host_header(url), **headers})
-    _PrehashedSigV4Auth(credentials, SERVICE, region, body_sha256).add_auth(request)
+    _PrehashedSigV4Auth(credentials, service, region, body_sha256).add_auth(request)
     return dict(request.headers.items())
 
 
@@ -53,14 +53,14 @@ class SigV4Rejected(Exception):
 
 
 def verify(method: str, url: str, headers: Any, body_sha256: str, access_key: str, secret_key: str,
-           region: str, now: datetime | None = None) -> None:
-    """Raise SigV4Rejected unless the request carries a valid execute-api signature for these keys."""
+           region: str, now: datetime | None = None, service: str = SERVICE) -> None:
+    """Raise SigV4Rejected unless the request carries a valid signature for `service` and these keys."""
     auth = headers.get("Authorization", "")
     if not auth.startswith("AWS4-HMAC-SHA256 "):
         raise SigV4Rejected("Missing Authentication Token")
     fields = dict(p.strip().split("=", 1) for p in auth[len("AWS4-HMAC-SHA256 "):].split(",") if "=" in p)
     try:
-        key_id, day, scope_region, service, terminator = fields["Credential"].split("/")
+        key_id, day, scope_region, scope_service, terminator = fields["Credential"].split("/")
         signed_names = fields["SignedHeaders"].split(";")
         signature = fields["Signature"]
         timestamp = headers["X-Amz-Date"]
@@ -70,8 +70,8 @@ def verify(method: str, url: str, headers: Any, body_sha256: str, access_key: st
                             "and X-Amz-Date must be present.") from None
     if key_id != access_key:
         raise SigV4Rejected("The security token included in the request is invalid.")
-    if (day, scope_region, service, terminator) != (timestamp[:8], region, SERVICE, "aws4_request"):
-        raise SigV4Rejected(f"Credential should be scoped to a valid region and service '{SERVICE}'.")
+    if (day, scope_region, scope_service, terminator) != (timestamp[:8], region, service, "aws4_request"):
+        raise SigV4Rejected(f"Credential should be scoped to a valid region and service '{service}'.")
     if abs(((now or datetime.now(UTC)) - stamp).total_seconds()) > MAX_SKEW_SECONDS:
         raise SigV4Rejected("Signature expired: the request time is outside the allowed skew.")
     if "host" not in signed_names:
@@ -80,7 +80,7 @@ def verify(method: str, url: str, headers: Any, body_sha256: str, access_key: st
                          headers={name: ",".join(headers.getall(name, [])) for name in signed_names})
     request.context["timestamp"] = timestamp
     token = headers.get("X-Amz-Security-Token")
-    signer = _PrehashedSigV4Auth(Credentials(access_key, secret_key, token), SERVICE, region, body_sha256)
+    signer = _PrehashedSigV4Auth(Credentials(access_key, secret_key, token), service, region, body_sha256)
     canonical = signer.canonical_request(request)
     expected = signer.signature(signer.string_to_sign(request, canonical), request)
     if signer.signed_headers(signer.headers_to_sign(request)) != ";".join(signed_names) or \

@@ -7,6 +7,11 @@ Only what the kit does is reproduced: routes under the stage, `{url}` or `{img}`
 human-segmentation (MediaPipe selfie segmentation), super-resolution-ml (Real-ESRGAN ncnn, CPU). Every answer
 names the model that made it in `x-local-model`. A model that cannot run here answers 503 with the reason in
 `x-local-model-unavailable`, never a made-up result.
+
+It also plays SageMaker Runtime for the super-resolution model: `POST /endpoints/{name}/invocations`
+(InvokeEndpoint) signed for service `sagemaker`, answering the container's JSON, or SageMaker's error
+shapes: the container's own 4xx/5xx as HTTP 424 `ModelError` (OriginalStatusCode, OriginalMessage), an
+unknown endpoint as 400 `ValidationError`, the error type in `x-amzn-ErrorType` as SageMaker sends it.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import base64
 import binascii
 import hashlib
 import json
+import re
 import secrets
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +38,7 @@ from ..sigv4 import SigV4Rejected, verify
 from . import ocr, segment, superres
 
 log = structlog.get_logger("kit.local")
+INVOCATIONS = re.compile(r"/endpoints/([^/]+)/invocations")
 
 
 def _text(status: int, message: str) -> web.Response:
@@ -41,6 +48,12 @@ def _text(status: int, message: str) -> web.Response:
 
 def _gateway(status: int, message: str) -> web.Response:
     return web.json_response({"message": message}, status=status)
+
+
+def _sagemaker(status: int, kind: str, body: dict[str, Any]) -> web.Response:
+    response = web.json_response(body, status=status)
+    response.headers["x-amzn-ErrorType"] = kind
+    return response
 
 
 def _header(text: str) -> str:
@@ -91,6 +104,16 @@ def _png_result(png: bytes) -> dict[str, str]:
 
 
 @dataclass(frozen=True)
+class Outcome:
+    """What the model's container answered (status 200, 400, 500), or 503 (cannot run here) / 504 (output
+    too large to make in time); each front (API Gateway, SageMaker Runtime) dresses it its own way."""
+
+    status: int
+    body: bytes
+    headers: dict[str, str]
+
+
+@dataclass(frozen=True)
 class PrivateApi:
     """Serve as a private API behind an execute-api VPC endpoint. API Gateway picks the API from the
     `x-apigw-api-id` header, else from Host (the API's private DNS name or its Route 53 alias); the
@@ -125,10 +148,12 @@ class PrivateApi:
 
 class LocalBackend:
     def __init__(self, region: str, stage: str, routes: KitRoutes, threads: int = 1,
-                 private: PrivateApi | None = None) -> None:
+                 private: PrivateApi | None = None, sagemaker_endpoint: str = "super-resolution") -> None:
         self.region = region
         self.stage = stage
         self.private = private
+        self.sagemaker_endpoint = sagemaker_endpoint
+        self._sagemaker_route = routes.super_resolution
         self.credentials = Credentials("AKIDLOCAL" + secrets.token_hex(6).upper(), secrets.token_urlsafe(30))
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="local-model")
         ocr_engine, segmenter, resolver = ocr.OcrEngine(), segment.Segmenter(), superres.SuperResolver()
@@ -167,32 +192,90 @@ class LocalBackend:
 
     async def _handle(self, request: web.Request) -> web.Response:
         body = await request.read()
+        invocation = INVOCATIONS.fullmatch(request.path)
+        if invocation is not None:
+            return await self._invoke_endpoint(request, body, invocation.group(1))
         if self.private is not None and not self.private.admits(request.headers):
             return _gateway(403, "Forbidden")
         try:
-            verify(request.method, f"http://{request.host}{request.raw_path}", request.headers,
-                   hashlib.sha256(body).hexdigest(), self.credentials.access_key,
-                   self.credentials.secret_key, self.region)
+            self._verify(request, body, "execute-api")
         except SigV4Rejected as exc:
             return _gateway(403, str(exc))
         stage, _, route = request.path.strip("/").partition("/")
         if request.method != "POST" or stage != self.stage or route not in self._routes:
             return _gateway(403, "Missing Authentication Token")
+        outcome = await self._run(route, body)
+        if outcome.status == 200:
+            return self._answer(outcome)
+        if outcome.status == 500:
+            return _gateway(502, "Internal server error")  # API Gateway's answer to a crashed Lambda
+        if outcome.status == 503:
+            response = _gateway(503, "Service Unavailable")
+        elif outcome.status == 504:  # what the kit does with an output it cannot produce in time (issue #152)
+            response = _gateway(504, "Endpoint request timed out")
+        else:
+            response = _text(outcome.status, outcome.body.decode())
+        response.headers.update(outcome.headers)
+        return response
+
+    async def _invoke_endpoint(self, request: web.Request, body: bytes, name: str) -> web.Response:
+        """SageMaker Runtime InvokeEndpoint in front of the super-resolution container."""
+        try:
+            self._verify(request, body, "sagemaker")
+        except SigV4Rejected as exc:
+            return _sagemaker(403, "InvalidSignatureException", {"message": str(exc)})
+        if request.method != "POST":
+            return _sagemaker(404, "UnknownOperationException", {"message": "Unknown operation"})
+        if name != self.sagemaker_endpoint:
+            return _sagemaker(400, "ValidationError", {"message": f"Endpoint {name} of account 000000000000 "
+                                                                  "not found."})
+        outcome = await self._run(self._sagemaker_route, body)
+        if outcome.status == 200:
+            return self._answer(outcome)
+        if outcome.status == 503:
+            response = _sagemaker(503, "ServiceUnavailable", {"message": "Service Unavailable"})
+            response.headers.update(outcome.headers)
+            return response
+        # The container's own error (a 504 here is the embedded model's output limit, reported as its status).
+        message = outcome.body.decode("utf-8", "replace")
+        response = _sagemaker(424, "ModelError", {
+            "ErrorCode": f"{'CLIENT' if outcome.status < 500 else 'SERVER'}_ERROR_FROM_MODEL",
+            "Message": f"Received {'client' if outcome.status < 500 else 'server'} error ({outcome.status}) "
+                       f"from primary with message \"{message}\". See the embedded backend's log.",
+            "OriginalStatusCode": outcome.status, "OriginalMessage": message,
+            "LogStreamArn": f"arn:aws-cn:logs:{self.region}:000000000000:log-group:/aws/sagemaker/Endpoints/"
+                            f"{self.sagemaker_endpoint}"})
+        response.headers.update(outcome.headers)
+        return response
+
+    def _verify(self, request: web.Request, body: bytes, service: str) -> None:
+        verify(request.method, f"http://{request.host}{request.raw_path}", request.headers,
+               hashlib.sha256(body).hexdigest(), self.credentials.access_key, self.credentials.secret_key,
+               self.region, service=service)
+
+    @staticmethod
+    def _answer(outcome: Outcome) -> web.Response:
+        response = web.Response(body=outcome.body, content_type="application/json")
+        response.headers.update(outcome.headers)
+        return response
+
+    async def _run(self, route: str, body: bytes) -> Outcome:
+        """The container's part: read the event, fetch or decode the image, run the model in the pool."""
         handler = self._routes[route]
         try:
             event = json.loads(body)
         except ValueError:
-            return _text(400, "invalid param")
+            return Outcome(400, b"invalid param", {})
         if not isinstance(event, dict):
-            return _text(400, "invalid param")
+            return Outcome(400, b"invalid param", {})
         if "url" in event and "img" in event:
-            return _text(400, "`url` and `img` cannot be used at the same time")
+            return Outcome(400, b"`url` and `img` cannot be used at the same time", {})
         try:
             params = handler.params(event)
         except InvalidParam:
-            return _text(400, "invalid param")
+            return Outcome(400, b"invalid param", {})
         image = await self._image(event)
-        if isinstance(image, web.Response):
+        if isinstance(image, Outcome):
             return image
 
         def work() -> tuple[str, bytes]:  # JSON encoding of a large base64 PNG stays off the event loop too
@@ -203,31 +286,24 @@ class LocalBackend:
             name, answer = await asyncio.get_running_loop().run_in_executor(self._executor, work)
         except ImportError as exc:
             log.warning("local.model_unavailable", route=route, reason=str(exc))
-            response = _gateway(503, "Service Unavailable")
-            response.headers["x-local-model-unavailable"] = _header(str(exc))
-            return response
+            return Outcome(503, b"", {"x-local-model-unavailable": _header(str(exc))})
         except superres.TooLarge as exc:
-            # What the kit does with an output it cannot produce in time (its issue #152).
-            response = _gateway(504, "Endpoint request timed out")
-            response.headers["x-local-model-limit"] = _header(
-                f"output {exc} exceeds the embedded backend's {superres.MAX_OUTPUT_PIXELS} pixels")
-            return response
+            return Outcome(504, b"output too large", {"x-local-model-limit": _header(
+                f"output {exc} exceeds the embedded backend's {superres.MAX_OUTPUT_PIXELS} pixels")})
         except (OSError, ValueError) as exc:
             log.info("local.model_rejected", route=route, error=type(exc).__name__)
-            return _text(400, "`parameter `img` illegal" if "img" in event else "`parameter `url` illegal")
+            return _illegal(event)
         except Exception:
             log.exception("local.model_failed", route=route)
-            return _gateway(502, "Internal server error")  # API Gateway's answer to a crashed Lambda
-        response = web.Response(body=answer, content_type="application/json")
-        response.headers["x-local-model"] = name
-        return response
+            return Outcome(500, b"Internal Server Error", {})
+        return Outcome(200, answer, {"x-local-model": name})
 
-    async def _image(self, event: dict[str, Any]) -> bytes | web.Response:
+    async def _image(self, event: dict[str, Any]) -> bytes | Outcome:
         if isinstance(event.get("img"), str):
             try:
                 return base64.b64decode(event["img"])
             except (binascii.Error, ValueError):
-                return _text(400, "`parameter `img` illegal")
+                return _illegal(event)
         url = event.get("url")
         if isinstance(url, str) and url.startswith(("http://", "https://")) and self._fetch is not None:
             try:
@@ -236,6 +312,10 @@ class LocalBackend:
                         return await resp.read()
             except (aiohttp.ClientError, TimeoutError):
                 pass
-            return _text(400, "`parameter `url` illegal")
-        return _text(400, "`parameter `img` illegal" if "img" in event else "`parameter `url` illegal")
+            return _illegal(event)
+        return _illegal(event)
+
+
+def _illegal(event: dict[str, Any]) -> Outcome:
+    return Outcome(400, b"`parameter `img` illegal" if "img" in event else b"`parameter `url` illegal", {})
 
