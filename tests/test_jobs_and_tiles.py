@@ -53,11 +53,15 @@ def test_tiles_blend_to_the_right_picture(kit, sr_proxy, small_png, tmp_path):
     assert kit[0].calls > 1  # it really was tiled
 
 
-def test_a_failed_tile_fails_the_whole_call_and_stores_nothing(kit, sr_proxy, small_png, tmp_path):
-    kit[0].fault, kit[0].fail_after, kit[0].calls = "502", 3, 0
-    with pytest.raises(ServerException) as exc:
+@pytest.mark.parametrize(("fault", "code", "status"), [("502", "InternalError", 500),
+                                                        ("400-img", "InvalidImage.Format", 400)])
+def test_a_failed_tile_fails_the_whole_call_and_stores_nothing(kit, sr_proxy, small_png, tmp_path, fault, code,
+                                                               status):
+    """The tile's own error reaches the caller (not a generic 500), and nothing half-made is stored."""
+    kit[0].fault, kit[0].fail_after, kit[0].calls = fault, 3, 0
+    with pytest.raises((ClientException, ServerException)) as exc:
         make(sr_proxy, small_png)
-    assert (exc.value.code, exc.value.status_code) == ("InternalError", 500)
+    assert (exc.value.code, exc.value.status_code) == (code, status)
     assert files_in(tmp_path) == []
 
 

@@ -272,9 +272,6 @@ def test_a_model_error_reaches_the_sdk_as_the_kits_400_would(stub, images, tmp_p
     assert (exc.value.code, exc.value.status_code) == ("InvalidImage.Format", 400)
 
 
-@pytest.mark.xfail(strict=True, reason="proxy/actions/imageenhan.py runs tiles in an asyncio.TaskGroup, which wraps "
-                   "the tile's AliyunError in an ExceptionGroup: every kit error on super-resolution reaches the "
-                   "caller as 500 InternalError, over API Gateway as well as SageMaker")
 def test_a_model_error_on_a_super_resolution_tile_reaches_the_sdk(stub, front, picture, tmp_path):
     stub.shape = "model-400-img"
     proxy = proxy_for(STUB_KEYS, tmp_path, kit_url=front.url, sagemaker_url=stub.url)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from ..aliyun.errors import Err
+from ..aliyun.errors import AliyunError, Err
 from ..images import LoadedImage
 from .call import Call
 from .tiles import TilePlan, blend
@@ -72,13 +72,26 @@ async def enlarge(call: Call, src: np.ndarray, factor: int) -> np.ndarray:
             png = await call.kit.invoke_for_image("super_resolution", tile, scale=scale)
             return await asyncio.to_thread(_decode_tile, png, (right - left) * scale, (bottom - top) * scale)
 
-    async with asyncio.TaskGroup() as group:  # one failed tile cancels the rest: nothing half-made is kept
-        tasks = [[group.create_task(one(box)) for box in row] for row in plan.boxes()]
+    try:
+        async with asyncio.TaskGroup() as group:  # one failed tile cancels the rest: nothing half-made is kept
+            tasks = [[group.create_task(one(box)) for box in row] for row in plan.boxes()]
+    except ExceptionGroup as group_error:  # the caller gets the first tile's own Aliyun error, not a 500
+        raise first_error(group_error) from None
     rows = [[t.result() for t in row] for row in tasks]
     out = await asyncio.to_thread(blend, plan, rows, scale)
     if factor != scale:
         out = await asyncio.to_thread(_resize, out, width * factor, height * factor)
     return out
+
+
+def first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The first AliyunError inside a (possibly nested) exception group, else its first exception."""
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            exc = first_error(exc)
+        if isinstance(exc, AliyunError):
+            return exc
+    return group.exceptions[0]
 
 
 def _decode(data: bytes, max_short: int | None) -> tuple[np.ndarray, bool]:
