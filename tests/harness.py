@@ -7,6 +7,7 @@ blocking clients called from the test thread.
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -76,3 +77,33 @@ class ProxyServer(AppServer):
     def services(self) -> Services:
         assert self.runner is not None
         return self.runner.app[SERVICES]
+
+
+def proxy_with_aws_keys(access_key: str, secret_key: str, **settings: Any) -> ProxyServer:
+    """A proxy whose AWS credentials come from botocore's default chain: the environment, set only while
+    it starts (botocore resolves them then). Callers are the test SDK key; loopback images are allowed."""
+    saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+    os.environ.update(AWS_ACCESS_KEY_ID=access_key, AWS_SECRET_ACCESS_KEY=secret_key)
+    try:
+        return ProxyServer(**{"caller_keys": "testid:testsecret", "fetch_allow": "127.0.0.1/32", **settings})
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def serve_files(files: dict[str, bytes]) -> AppServer:
+    """A plain HTTP server for test images: path -> bytes, 404 otherwise."""
+
+    def app() -> web.Application:
+        async def serve(request: web.Request) -> web.Response:
+            data = files.get(request.path)
+            return web.Response(body=data) if data is not None else web.Response(status=404)
+
+        application = web.Application()
+        application.router.add_get("/{tail:.*}", serve)
+        return application
+
+    return AppServer(app)

@@ -55,3 +55,14 @@ def blank_image(width: int, height: int, fmt: str = "PNG") -> bytes:
     out = io.BytesIO()
     Image.new("RGB", (width, height), "white").save(out, fmt)
     return out.getvalue()
+
+
+def texture(w: int = 128, h: int = 96) -> Image.Image:
+    """Shapes, edges and thin lines: enough structure for super-resolution to be judged on."""
+    image = Image.linear_gradient("L").resize((w, h)).convert("RGB")
+    draw = ImageDraw.Draw(image)
+    draw.ellipse([w * 0.1, h * 0.1, w * 0.45, h * 0.7], fill=(200, 40, 40), outline="white", width=2)
+    draw.rectangle([w * 0.55, h * 0.2, w * 0.9, h * 0.8], fill=(30, 90, 200))
+    for x in range(int(w * 0.6), int(w * 0.85), 6):
+        draw.line([x, h * 0.25, x, h * 0.75], fill="white", width=2)
+    return image

@@ -11,14 +11,13 @@ import base64
 import hashlib
 import io
 import json
-import os
 from typing import Any
 
 from aiohttp import web
 from PIL import Image
 
 from proxy.kit.sigv4 import SigV4Rejected, verify
-from tests.harness import ProxyServer
+from tests.harness import ProxyServer, proxy_with_aws_keys
 
 ACCESS_KEY, SECRET_KEY, REGION = "AKIDFAULTKIT", "fault-kit-secret", "cn-northwest-1"
 GOOD = [{"words": "hello", "location": {"top": 10, "left": 20, "width": 300, "height": 40}, "score": 0.97},
@@ -91,15 +90,5 @@ class FaultKit:
 
 
 def remote_kit_proxy(**settings: Any) -> ProxyServer:
-    """A proxy configured for a remote kit: credentials come from botocore's chain (here, the env)."""
-    saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
-    os.environ.update(AWS_ACCESS_KEY_ID=ACCESS_KEY, AWS_SECRET_ACCESS_KEY=SECRET_KEY)
-    try:
-        return ProxyServer(caller_keys="testid:testsecret", aws_region=REGION, fetch_allow="127.0.0.1/32",
-                           **settings)
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    """A proxy configured for a remote kit (this one): its credentials come from botocore's chain."""
+    return proxy_with_aws_keys(ACCESS_KEY, SECRET_KEY, aws_region=REGION, **settings)

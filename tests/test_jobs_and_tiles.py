@@ -18,9 +18,10 @@ from PIL import Image
 from proxy.actions.imageenhan import kit_factor
 from tests import sdk
 from tests.conftest import CALLER_KEYS
-from tests.harness import AppServer, ProxyServer
+from tests.harness import AppServer, ProxyServer, serve_files
+from tests.imagegen import texture
 from tests.kit_faults import remote_kit_proxy
-from tests.test_sdk_vision import poll, texture
+from tests.test_sdk_vision import poll
 
 
 @pytest.fixture
@@ -114,17 +115,7 @@ def texture_server() -> Iterator[AppServer]:
     texture(200, 150).save(out, "PNG")
     data = out.getvalue()
 
-    def app():
-        from aiohttp import web
-
-        async def serve(_: web.Request) -> web.Response:
-            return web.Response(body=data)
-
-        application = web.Application()
-        application.router.add_get("/{tail:.*}", serve)
-        return application
-
-    server = AppServer(app)
+    server = serve_files({"/t.png": data})
     yield server
     server.close()
 

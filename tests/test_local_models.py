@@ -18,13 +18,14 @@ import numpy as np
 import pytest
 import requests
 from matplotlib import cbook
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from proxy.config import KitRoutes
 from proxy.kit.local import superres
 from proxy.kit.local.server import LocalBackend
 from proxy.kit.sigv4 import sign
 from tests.harness import LoopThread
+from tests.imagegen import texture
 
 SEG = "/prod/human-segmentation"
 SR = "/prod/super-resolution-ml"
@@ -78,16 +79,6 @@ def result_image(resp: requests.Response) -> Image.Image:
 def person() -> Image.Image:
     with cbook.get_sample_data("grace_hopper.jpg") as f:  # 512×600, head and shoulders on flag and sky
         return Image.open(f).convert("RGB").resize((128, 150), Image.Resampling.BILINEAR)
-
-
-def texture(w: int = 128, h: int = 96) -> Image.Image:
-    image = Image.linear_gradient("L").resize((w, h)).convert("RGB")
-    draw = ImageDraw.Draw(image)
-    draw.ellipse([w * 0.1, h * 0.1, w * 0.45, h * 0.7], fill=(200, 40, 40), outline="white", width=2)
-    draw.rectangle([w * 0.55, h * 0.2, w * 0.9, h * 0.8], fill=(30, 90, 200))
-    for x in range(int(w * 0.6), int(w * 0.85), 6):
-        draw.line([x, h * 0.25, x, h * 0.75], fill="white", width=2)
-    return image
 
 
 def psnr(a: Image.Image, b: Image.Image) -> float:

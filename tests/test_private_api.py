@@ -33,7 +33,7 @@ from proxy.kit.sigv4 import sign
 from proxy.observability import metrics
 from proxy.results import S3ResultStore
 from tests import sdk
-from tests.harness import LoopThread, ProxyServer
+from tests.harness import LoopThread, ProxyServer, proxy_with_aws_keys
 
 REGION = "cn-northwest-1"
 API = PrivateApi(api_id="abc123defg", vpce_id="vpce-0abc123def4567890", region=REGION)
@@ -57,18 +57,8 @@ def _free_port() -> int:
 
 def private_proxy(backend: LocalBackend, **settings: Any) -> ProxyServer:
     """A proxy whose AWS identity (botocore's chain, here the env) is the backend's generated one."""
-    saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
-    os.environ.update(AWS_ACCESS_KEY_ID=backend.credentials.access_key,
-                      AWS_SECRET_ACCESS_KEY=backend.credentials.secret_key)
-    try:
-        return ProxyServer(caller_keys="testid:testsecret", aws_region=REGION, fetch_allow="127.0.0.1/32",
-                           kit_connect_url=backend.base_url, **settings)
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    return proxy_with_aws_keys(backend.credentials.access_key, backend.credentials.secret_key, aws_region=REGION,
+                               kit_connect_url=backend.base_url, **settings)
 
 
 WAYS = {

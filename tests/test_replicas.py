@@ -19,14 +19,13 @@ from typing import Any
 
 import pytest
 import requests
-from aiohttp import web
 from alibabacloud_imageseg20191230 import models as seg
 from matplotlib import cbook
 from PIL import Image
 
 from tests import raw, sdk
 from tests.conftest import CALLER_KEYS
-from tests.harness import AppServer
+from tests.harness import AppServer, serve_files
 from tests.redisserver import RedisServer, running_redis
 from tests.s3server import BUCKET, REGION, S3_KEY_ID, S3_SECRET
 
@@ -81,15 +80,7 @@ def portrait() -> Iterator[AppServer]:
     with cbook.get_sample_data("grace_hopper.jpg") as f:
         data = f.read()
 
-    def app() -> web.Application:
-        async def serve(request: web.Request) -> web.Response:
-            return web.Response(body=data) if request.path == "/person.jpg" else web.Response(status=404)
-
-        application = web.Application()
-        application.router.add_get("/{tail:.*}", serve)
-        return application
-
-    server = AppServer(app)
+    server = serve_files({"/person.jpg": data})
     yield server
     server.close()
 

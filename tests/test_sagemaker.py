@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -33,7 +32,7 @@ from proxy.kit.credentials import CredentialSource
 from proxy.kit.local.server import LocalBackend
 from proxy.kit.sigv4 import SigV4Rejected, sign, verify
 from tests import sdk
-from tests.harness import AppServer, LoopThread, ProxyServer
+from tests.harness import AppServer, LoopThread, ProxyServer, proxy_with_aws_keys
 
 REGION = "cn-northwest-1"
 ENDPOINTS = {"super_resolution": "super-resolution"}
@@ -106,18 +105,8 @@ def picture() -> Iterator[AppServer]:
 
 def proxy_for(credentials: Credentials, tmp: Path, **settings: Any) -> ProxyServer:
     """A proxy for a remote kit whose AWS identity (botocore's chain, here the env) is `credentials`."""
-    saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
-    os.environ.update(AWS_ACCESS_KEY_ID=credentials.access_key, AWS_SECRET_ACCESS_KEY=credentials.secret_key)
-    settings = {"kit_sagemaker_endpoints": ENDPOINTS, **settings}
-    try:
-        return ProxyServer(caller_keys="testid:testsecret", aws_region=REGION, fetch_allow="127.0.0.1/32",
-                           data_dir=tmp, **settings)
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    return proxy_with_aws_keys(credentials.access_key, credentials.secret_key, aws_region=REGION, data_dir=tmp,
+                               **{"kit_sagemaker_endpoints": ENDPOINTS, **settings})
 
 
 def enlarge(proxy: ProxyServer, picture: AppServer) -> Any:

@@ -20,11 +20,12 @@ from alibabacloud_tea_openapi.exceptions import ClientException
 from aliyunsdkimageenhan.request.v20190930.MakeSuperResolutionImageRequest import MakeSuperResolutionImageRequest
 from aliyunsdkimageseg.request.v20191230.SegmentBodyRequest import SegmentBodyRequest
 from matplotlib import cbook
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from tests import sdk
 from tests.conftest import CALLER_KEYS
-from tests.harness import AppServer, ProxyServer
+from tests.harness import AppServer, ProxyServer, serve_files
+from tests.imagegen import texture
 from tests.s3server import BUCKET, REGION, S3_KEY_ID, S3_SECRET
 
 FACE = (slice(240, 560), slice(120, 400))  # rows, cols of face and uniform in the 512x600 portrait
@@ -36,16 +37,6 @@ def _png(img: Image.Image, fmt: str = "PNG") -> bytes:
     return out.getvalue()
 
 
-def texture(w: int, h: int) -> Image.Image:
-    img = Image.linear_gradient("L").resize((w, h)).convert("RGB")
-    draw = ImageDraw.Draw(img)
-    draw.ellipse([w * 0.1, h * 0.1, w * 0.45, h * 0.7], fill=(200, 40, 40), outline="white", width=2)
-    draw.rectangle([w * 0.55, h * 0.2, w * 0.9, h * 0.8], fill=(30, 90, 200))
-    for x in range(int(w * 0.6), int(w * 0.85), 6):
-        draw.line([x, h * 0.25, x, h * 0.75], fill="white", width=2)
-    return img
-
-
 @pytest.fixture(scope="module")
 def pictures() -> Iterator[AppServer]:
     with cbook.get_sample_data("grace_hopper.jpg") as f:
@@ -54,17 +45,7 @@ def pictures() -> Iterator[AppServer]:
              "/alpha.png": _png(texture(64, 48).convert("RGBA")),
              "/hd.jpg": _png(texture(1920, 1080), "JPEG"), "/toowide.png": _png(texture(1930, 200))}
 
-    def app() -> Any:
-        from aiohttp import web
-
-        async def serve(request: web.Request) -> web.Response:
-            return web.Response(body=files[request.path]) if request.path in files else web.Response(status=404)
-
-        application = web.Application()
-        application.router.add_get("/{tail:.*}", serve)
-        return application
-
-    server = AppServer(app)
+    server = serve_files(files)
     yield server
     server.close()
 
