@@ -18,7 +18,7 @@ import structlog
 
 from .aliyun.errors import AliyunError, Err
 from .observability import metrics
-from .results import ResultStore
+from .results import ResultStore, ResultStoreError, valid_key
 
 log = structlog.get_logger("jobs")
 
@@ -73,12 +73,22 @@ class JobRunner:
         now = time.time()
         await self._save(job_id, {"JobId": job_id, "Status": QUEUING, "Action": action,
                                   "Created": now, "Deadline": now + self.deadline})
-        self.queue.put_nowait((job_id, work))
+        try:
+            self.queue.put_nowait((job_id, work))
+        except asyncio.QueueFull:  # another submit took the last slot while the record was being written
+            await self._save(job_id, {"JobId": job_id, "Status": FAILED, "ErrorCode": "Throttling",
+                                      "ErrorMessage": Err.THROTTLING.template, "Deadline": now})
+            raise Err.THROTTLING() from None
         metrics.JOBS_QUEUED.set(self.queue.qsize())
 
     async def result(self, job_id: str) -> dict[str, Any]:
         """The `Data` of GetAsyncJobResult."""
-        record = await self.store.get_record(_key(job_id))
+        if not valid_key(_key(job_id)):
+            raise Err.JOB_NOT_FOUND(job_id)
+        try:
+            record = await self.store.get_record(_key(job_id))
+        except ResultStoreError:
+            raise Err.SERVICE_UNAVAILABLE() from None
         if record is None:
             raise Err.JOB_NOT_FOUND(job_id)
         status = record["Status"]
@@ -101,6 +111,8 @@ class JobRunner:
             metrics.JOBS_RUNNING.set(self.running)
             try:
                 await self._run(job_id, work)
+            except Exception:  # the store failed around the work: log it, keep this worker alive
+                log.exception("jobs.record_failed", job_id=job_id)
             finally:
                 self.running -= 1
                 metrics.JOBS_RUNNING.set(self.running)
@@ -135,4 +147,7 @@ class JobRunner:
         log.info("jobs.finished", job_id=job_id, status=outcome["Status"], code=outcome.get("ErrorCode"))
 
     async def _save(self, job_id: str, record: dict[str, Any]) -> None:
-        await self.store.put_record(_key(job_id), record, self.ttl)
+        try:
+            await self.store.put_record(_key(job_id), record, self.ttl)
+        except ResultStoreError:
+            raise Err.SERVICE_UNAVAILABLE() from None
