@@ -61,24 +61,33 @@ class TilePlan:
         return [[(x, y, x + self.xs.size, y + self.ys.size) for x in self.xs.starts] for y in self.ys.starts]
 
 
+def _totals(grid: Grid, scale: int) -> np.ndarray:
+    """Sum of every tile's weights along one axis. Where three tiles overlap (a side just under two tiles
+    long spreads three evenly), the ramps alone would sum above 1; dividing by this keeps it exactly 1."""
+    total = np.zeros(grid.length * scale, dtype=np.float32)
+    for i, start in enumerate(grid.starts):
+        total[start * scale:(start + grid.size) * scale] += grid.weights(i, scale)
+    return total
+
+
 def blend(plan: TilePlan, rows: list[list[np.ndarray]], scale: int) -> np.ndarray:
     """Stitch enlarged tiles (uint8 HxWx3, each exactly tile size × scale) into one uint8 image."""
     width, height = plan.xs.length * scale, plan.ys.length * scale
     out = np.empty((height, width, 3), dtype=np.uint8)
+    x_total, y_total = _totals(plan.xs, scale), _totals(plan.ys, scale)
     carry: np.ndarray | None = None  # weighted rows still owed a contribution from the next strip
-    carry_top = 0
     th = plan.ys.size * scale
     for i, row in enumerate(rows):
         strip = np.zeros((th, width, 3), dtype=np.float32)
         for j, tile in enumerate(row):
             x0 = plan.xs.starts[j] * scale
-            strip[:, x0:x0 + tile.shape[1]] += tile * plan.xs.weights(j, scale)[None, :, None]
-        strip *= plan.ys.weights(i, scale)[:, None, None]
+            span = slice(x0, x0 + tile.shape[1])
+            strip[:, span] += tile * (plan.xs.weights(j, scale) / x_total[span])[None, :, None]
         top = plan.ys.starts[i] * scale
+        strip *= (plan.ys.weights(i, scale) / y_total[top:top + th])[:, None, None]
         if carry is not None:
             strip[: carry.shape[0]] += carry
         keep = (plan.ys.starts[i + 1] * scale - top) if i + 1 < len(rows) else th
         out[top:top + keep] = np.clip(strip[:keep] + 0.5, 0, 255).astype(np.uint8)
-        carry, carry_top = strip[keep:], top + keep
-    assert carry is None or carry.shape[0] == 0 or carry_top == height
+        carry = strip[keep:]
     return out
