@@ -24,8 +24,8 @@ from .mappings import ImageSpec
 
 Image.MAX_IMAGE_PIXELS = 20000 * 20000  # the largest side any action allows is 10000
 MAX_REDIRECTS = 5
-INLINE_LIMIT = 512 * 1024  # decode work above this size moves off the event loop
 METADATA_ADDRESSES = {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")}
+NAT64 = ipaddress.ip_network("64:ff9b::/96")  # reaches IPv4 targets (the metadata address too) via NAT64
 EXIF_ORIENTATION = 0x0112
 
 MAGIC: list[tuple[bytes, int, str]] = [
@@ -74,12 +74,16 @@ class Guard:
         ip = ipaddress.ip_address(address.split("%")[0])
         if any(ip in net for net in self.networks):
             return True
-        if ip in METADATA_ADDRESSES:
+        if ip in METADATA_ADDRESSES or ip in NAT64:
             return False
         return ip.is_global and not ip.is_multicast
 
     def check_url(self, url: str) -> str:
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 - raises ValueError for a malformed port
+        except ValueError:
+            raise Err.IMAGE_URL("the URL is malformed") from None
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise Err.IMAGE_URL("only http and https URLs are accepted")
         host = parts.hostname
@@ -146,7 +150,7 @@ class ImageLoader:
         """`need_pixels`: the proxy itself works on the image (matting, tiling), so pass-url cannot apply."""
         try:
             if self.pass_url and not need_pixels:
-                self.guard.check_url(url)
+                await self._check_resolves(self.guard.check_url(url))  # the kit fetches it: same guard
                 return LoadedImage(None, "", 0, 0, 0, 0, url=url)
             data = await self._fetch(url, min(self.max_bytes, spec.max_bytes))
         except AliyunError as err:
@@ -160,9 +164,18 @@ class ImageLoader:
         if kind is None or kind not in spec.formats:
             raise _renamed(Err.IMAGE_FORMAT(f"{kind or 'not an image'}; accepted: {', '.join(spec.formats)}"),
                            spec)
-        if len(data) > INLINE_LIMIT:
-            return await asyncio.to_thread(_prepare, data, kind, spec)
-        return _prepare(data, kind, spec)
+        # Always off the loop: a small file can still be a huge image to rotate (EXIF) or to parse.
+        return await asyncio.to_thread(_prepare, data, kind, spec)
+
+    async def _check_resolves(self, host: str) -> None:
+        if self.guard.host_allowed(host) or _is_network(host):
+            return  # allow-listed, or a literal address check_url has judged
+        try:
+            await GuardedResolver(self.guard).resolve(host)
+        except _Refused:
+            raise Err.IMAGE_URL("the address is not reachable from this service") from None
+        except OSError:
+            raise Err.IMAGE_DOWNLOAD("the host name does not resolve") from None
 
     async def download(self, url: str, cap: int) -> bytes:
         """Bytes behind a URL, behind the same SSRF guard (shadow: the result images Aliyun links to)."""

@@ -117,3 +117,20 @@ def test_redirect_to_metadata_refused(proxy, images):
 def test_oversized_body_answered_not_dropped(strict_proxy):
     err = recognize_general(strict_proxy.endpoint, body=__import__("io").BytesIO(imagegen.noise_image(200, 200)))
     assert (err.code, err.status_code) == ("InvalidImage.Size", 400)
+
+
+@pytest.mark.parametrize("url", ["http://localhost:{port}/text.png", "http://[64:ff9b::a9fe:a9fe]/latest/",
+                                 "http://[::1/x.png"])
+def test_pass_url_mode_guards_urls_too(images, url):
+    """In pass-url mode the kit fetches the URL, so the proxy refuses what its own fetcher would."""
+    server = ProxyServer(caller_keys="testid:testsecret", image_mode="pass-url")
+    try:
+        err = recognize_character(server.endpoint, url.format(port=images.port))
+    finally:
+        server.close()
+    assert (err.code, err.status_code) == ("InvalidImage.URL", 400)
+
+
+def test_result_url_with_a_unicode_digit_expiry_is_refused(proxy):
+    status, headers, _ = raw.request(proxy.port, method="GET", target="/results/x?Expires=%C2%B2&Signature=a")
+    assert status == 403 and "xml" in headers["content-type"]

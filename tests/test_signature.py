@@ -170,3 +170,41 @@ def test_sdk_raw_body_via_ocr_api(proxy):
     resp = sdk.ocr_api(proxy.endpoint).recognize_general(
         api_models.RecognizeGeneralRequest(body=io.BytesIO(imagegen.text_image("PNG"))))
     assert json.loads(resp.body.data)["prism_wnum"] == len(imagegen.LINES)
+
+
+def test_v1_routes_by_its_signed_parameters_not_by_added_headers(proxy, images):
+    """An x-acs-action header added to a V1 request must not redirect it to another action."""
+    params = _ocr_params(images)
+    status, _, answer = raw.request(proxy.port, body=urlencode(params).encode(), headers={
+        "content-type": "application/x-www-form-urlencoded", "x-acs-action": "SegmentBody",
+        "x-acs-version": "2019-12-30"})
+    assert status == 200 and "Results" in json.loads(answer)["Data"]
+
+
+def test_v3_signature_must_cover_routing_clock_and_nonce(proxy):
+    """A signature over only host and body hash would let action, date and nonce change under it."""
+    body = imagegen.text_image("PNG")
+    headers = raw.v3_headers(*GENERAL, host=proxy.endpoint, body=body, content_type="application/octet-stream")
+    from types import SimpleNamespace
+
+    from alibabacloud_tea_openapi.utils import Utils
+
+    narrow = {"host": headers["host"], "x-acs-content-sha256": headers["x-acs-content-sha256"]}
+    auth = Utils.get_authorization(SimpleNamespace(pathname="/", query={}, headers=narrow, method="POST"),
+                                   "ACS3-HMAC-SHA256", narrow["x-acs-content-sha256"], raw.KEY, raw.SECRET)
+    status, _, answer = raw.request(proxy.port, headers={**headers, "Authorization": auth}, body=body)
+    assert (status, json.loads(answer)["Code"]) == (400, "IncompleteSignature")
+
+
+@pytest.mark.parametrize("where", ["v1", "v3"])
+def test_non_ascii_signature_is_a_mismatch_not_a_crash(proxy, images, where):
+    if where == "v1":
+        params = {**_ocr_params(images), "Signature": "é"}
+        status, body = raw.post_v1(proxy.port, params)
+        code = body["Code"]
+    else:
+        headers = raw.v3_headers(*GENERAL, host=proxy.endpoint)
+        headers["Authorization"] = headers["Authorization"].rsplit("Signature=", 1)[0] + "Signature=é"
+        status, _, answer = raw.request(proxy.port, headers=headers)
+        code = json.loads(answer)["Code"]
+    assert (status, code) == (400, "SignatureDoesNotMatch")

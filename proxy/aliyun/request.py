@@ -59,11 +59,18 @@ class InboundRequest:
 
     @property
     def action(self) -> str | None:
-        return self.headers.get("x-acs-action") or self.params.get("Action")
+        return self._routing("x-acs-action", "Action")
 
     @property
     def version(self) -> str | None:
-        return self.headers.get("x-acs-version") or self.params.get("Version")
+        return self._routing("x-acs-version", "Version")
+
+    def _routing(self, header: str, param: str) -> str | None:
+        """A V1 signature covers the parameters, not the x-acs-* headers: a V1 request routes by its
+        signed parameters only, so an added header cannot redirect it to another action."""
+        if self.signature_kind == "v1":
+            return self.params.get(param)
+        return self.headers.get(header) or self.params.get(param)
 
     @property
     def format(self) -> Format:

@@ -21,6 +21,9 @@ from .nonces import NonceStore
 from .request import InboundRequest
 
 V3_ALGORITHM = "ACS3-HMAC-SHA256"
+# What a V3 signature must cover (both the Python and the Node SDKs sign these): otherwise routing, clock
+# and nonce could be changed under a valid signature.
+V3_MUST_SIGN = frozenset({"host", "x-acs-action", "x-acs-version", "x-acs-date", "x-acs-signature-nonce"})
 Headers = CIMultiDict[str] | CIMultiDictProxy[str]
 
 
@@ -61,6 +64,11 @@ def v3_authorization(method: str, path: str, query: list[tuple[str, str]], heade
 
 def v3_sign(secret: str, string_to_sign: str) -> str:
     return hmac.new(secret.encode(), string_to_sign.encode(), hashlib.sha256).hexdigest()
+
+
+def _same(expected: str, given: str) -> bool:
+    """Constant-time, and safe for any text a caller sends (compare_digest refuses non-ASCII str)."""
+    return hmac.compare_digest(expected.encode(), given.encode())
 
 
 def parse_timestamp(value: str) -> float:
@@ -106,7 +114,7 @@ class Authenticator:
         key = self._key(key_id)
         stamp = self._check_clock(params["Timestamp"])
         sts = v1_string_to_sign(inbound.method, params)
-        if not hmac.compare_digest(v1_sign(key.secret.get_secret_value(), sts), params["Signature"]):
+        if not _same(v1_sign(key.secret.get_secret_value(), sts), params["Signature"]):
             raise Err.SIGNATURE_MISMATCH(sts)
         self._check_token(key, params.get("SecurityToken"))
         await self._claim(key_id, params["SignatureNonce"], stamp)
@@ -121,13 +129,16 @@ class Authenticator:
         for name in ("x-acs-date", "x-acs-signature-nonce"):
             if not headers.get(name):
                 raise Err.INCOMPLETE_SIGNATURE()
+        signed_headers = fields["SignedHeaders"].lower()
+        if not V3_MUST_SIGN.issubset(signed_headers.split(";")):
+            raise Err.INCOMPLETE_SIGNATURE()
         key_id = fields["Credential"]
         key = self._key(key_id)
         stamp = self._check_clock(headers["x-acs-date"])
         # The actual body hash, not the header: a body that does not match its declared hash fails here.
-        sts = v3_string_to_sign(inbound.method, inbound.path, inbound.query, headers,
-                                fields["SignedHeaders"].lower(), inbound.body_sha256)
-        if not hmac.compare_digest(v3_sign(key.secret.get_secret_value(), sts), fields["Signature"]):
+        sts = v3_string_to_sign(inbound.method, inbound.path, inbound.query, headers, signed_headers,
+                                inbound.body_sha256)
+        if not _same(v3_sign(key.secret.get_secret_value(), sts), fields["Signature"]):
             raise Err.SIGNATURE_MISMATCH(sts)
         self._check_token(key, headers.get("x-acs-security-token"))
         await self._claim(key_id, headers["x-acs-signature-nonce"], stamp)
@@ -148,7 +159,7 @@ class Authenticator:
     @staticmethod
     def _check_token(key: CallerKey, token: str | None) -> None:
         expected = key.security_token
-        if expected is not None and not hmac.compare_digest(expected.get_secret_value(), token or ""):
+        if expected is not None and not _same(expected.get_secret_value(), token or ""):
             raise Err.SECURITY_TOKEN_INVALID()
 
     async def _claim(self, key_id: str, nonce: str, stamp: float) -> None:

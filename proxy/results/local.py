@@ -111,7 +111,7 @@ class LocalResultStore:
         signature = request.query.get("Signature", "")
         if not valid_key(key):  # never signed, so never served: `..`, encoded or not, stops here
             return _oss_error(request, 403, "AccessDenied", "Invalid object name.")
-        if not (signature and expires_text.isdigit() and len(expires_text) <= 12):
+        if not (signature and expires_text.isascii() and expires_text.isdigit() and len(expires_text) <= 12):
             return _oss_error(request, 403, "AccessDenied", "Request must carry Expires and Signature.")
         expires = int(expires_text)
         if not hmac.compare_digest(self.sign(key, expires).encode(), signature.encode()):
