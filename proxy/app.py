@@ -50,6 +50,7 @@ class Services:
     shadow: Shadow
     local: LocalBackend | None = None
     results_cleanup: asyncio.Task[None] | None = None
+    drain_deadline: float | None = None  # monotonic time by which a SIGTERM drain must be done
 
     @property
     def settings(self) -> Settings:
@@ -233,7 +234,10 @@ async def stop_services(services: Services) -> None:
     b = services.backends
     await services.shadow.close()
     await services.shadow.aliyun.close()
-    await b.jobs.close(b.settings.drain_grace_seconds)
+    grace = b.settings.drain_grace_seconds
+    if services.drain_deadline is not None:  # in-flight requests already used part of the one grace period
+        grace = max(0.0, services.drain_deadline - time.monotonic())
+    await b.jobs.close(grace)
     await b.results.close()
     await b.kit.close()
     await b.images.close()

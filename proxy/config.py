@@ -47,7 +47,7 @@ def _parse_caller_keys(value: Any) -> Any:
     if text and ":" not in text.splitlines()[0]:
         path = Path(text)
         if not path.is_file():
-            raise ValueError(f"not 'AccessKeyId:Secret' pairs and not a readable file: {text}")
+            raise ValueError("neither 'AccessKeyId:Secret' pairs nor the path of a readable file (value not shown)")
         text = path.read_text()
     keys: dict[str, dict[str, str]] = {}
     for item in text.replace(",", "\n").splitlines():
@@ -145,7 +145,8 @@ class Settings(BaseSettings):
         if text and "=" not in text.splitlines()[0]:
             path = Path(text)
             if not path.is_file():
-                raise ValueError(f"not 'callerId=AliyunKeyId:AliyunSecret' pairs and not a readable file: {text}")
+                raise ValueError("neither 'callerId=AliyunKeyId:AliyunSecret' pairs nor the path of a readable file "
+                                 "(value not shown)")
             text = path.read_text()
         keys: dict[str, tuple[str, str]] = {}
         for item in text.replace(",", "\n").splitlines():

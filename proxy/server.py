@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import time
 
 import structlog
 from aiohttp import web
 
 from .admin import build_admin_app
-from .app import GATEWAY, build_app
+from .app import GATEWAY, SERVICES, build_app
 from .config import Settings
 
 log = structlog.get_logger("server")
@@ -39,6 +40,7 @@ async def serve(settings: Settings) -> None:
     await stop.wait()
     log.info("server.draining", grace_seconds=settings.drain_grace_seconds)
     app[GATEWAY].draining = True
+    app[SERVICES].drain_deadline = time.monotonic() + settings.drain_grace_seconds
     await runner.cleanup()
     await admin.cleanup()
     log.info("server.stopped")

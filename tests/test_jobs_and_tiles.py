@@ -149,3 +149,38 @@ def test_seams_do_not_show(proxy, texture_server, tmp_path_factory):
 def test_kit_factor_choice():
     assert [kit_factor(f) for f in (1, 2, 3, 4)] == [2, 2, 4, 4]
     assert json.dumps(kit_factor(3)) == "4"
+
+
+@pytest.mark.parametrize("job_id", ["a b", "../x", ".x"])
+def test_malformed_job_id_is_unknown_not_a_crash(sr_proxy, job_id):
+    with pytest.raises(ClientException) as exc:
+        sdk.imageenhan(sr_proxy.endpoint).get_async_job_result(enhan.GetAsyncJobResultRequest(job_id=job_id))
+    assert (exc.value.code, exc.value.status_code) == ("InvalidParameter.JobId", 400)
+
+
+def test_a_failing_store_does_not_kill_the_job_workers(kit, sr_proxy, small_png):
+    """A record that cannot be written is logged; the worker lives on and runs the next job."""
+    kit[0].fail_after, kit[0].calls = 10_000, 0
+    store = sr_proxy.services.backends.results
+    real_put = store.put_record
+    failures = {"left": 2}
+
+    async def flaky(key, record, ttl):
+        if record.get("Status") == "PROCESSING" and failures["left"] > 0:
+            failures["left"] -= 1
+            from proxy.results import ResultStoreError
+
+            raise ResultStoreError("disk full")
+        return await real_put(key, record, ttl)
+
+    store.put_record = flaky
+    try:
+        client = sdk.imageenhan(sr_proxy.endpoint)
+        for _ in range(2):  # each of these loses its PROCESSING write
+            client.generate_super_resolution_image(enhan.GenerateSuperResolutionImageRequest(image_url=small_png))
+            time.sleep(0.5)
+        job = client.generate_super_resolution_image(enhan.GenerateSuperResolutionImageRequest(
+            image_url=small_png)).body.request_id
+        assert poll(client, job, timeout=20).status == "PROCESS_SUCCESS"
+    finally:
+        store.put_record = real_put

@@ -74,14 +74,14 @@ class AliyunClient:
         return inbound.signature_kind == "v1" or (caller is not None and caller in self.keys)
 
     async def forward(self, inbound: InboundRequest, product: str, caller: str | None,
-                      fresh: bool = False) -> Answer:
+                      fresh: bool = False, timeout: float | None = None) -> Answer:
         """The caller's request, sent to Aliyun: unchanged for V1, re-signed for V3. `fresh` re-signs a V1
         request too (as V3, with the caller's Aliyun key): sending it twice would reuse its nonce."""
         base = self.endpoints[product]
         target = inbound.path + (f"?{inbound.raw_query}" if inbound.raw_query else "")
         if inbound.signature_kind == "v1" and not fresh:
             headers = {k: v for k, v in inbound.headers.items() if k.lower() not in HOP_BY_HOP}
-            return await self._send(inbound.method, base + target, headers, inbound.body)
+            return await self._send(inbound.method, base + target, headers, inbound.body, timeout)
         if caller is None or caller not in self.keys:
             raise NoAliyunKey(caller or "")
         keep = {k.lower(): v for k, v in inbound.headers.items()
@@ -92,7 +92,7 @@ class AliyunClient:
             query = [(k, v) for k, v in query if k not in V1_COMMON]
             target = inbound.path + (f"?{urlencode(query)}" if query else "")
         headers = self._v3_headers(base, keep, inbound.body, query, inbound.method, caller)
-        return await self._send(inbound.method, base + target, headers, inbound.body)
+        return await self._send(inbound.method, base + target, headers, inbound.body, timeout)
 
     async def call(self, product: str, action: str, version: str, params: dict[str, str], caller: str,
                    image: bytes | None = None) -> Answer:
@@ -121,9 +121,11 @@ class AliyunClient:
         auth = v3_authorization(method, "/", query, signed, signed["x-acs-content-sha256"], key_id, secret)
         return {**signed, "Authorization": auth}
 
-    async def _send(self, method: str, url: str, headers: dict[str, str], body: bytes) -> Answer:
+    async def _send(self, method: str, url: str, headers: dict[str, str], body: bytes,
+                    timeout: float | None = None) -> Answer:
         assert self._session is not None, "AliyunClient.start() was not awaited"
         started = time.perf_counter()
-        async with self._session.request(method, url, headers=headers, data=body or None) as resp:
+        per_call = aiohttp.ClientTimeout(total=timeout) if timeout else None
+        async with self._session.request(method, url, headers=headers, data=body or None, timeout=per_call) as resp:
             data = await resp.read()
             return Answer(resp.status, data, resp.headers.get("Content-Type", ""), time.perf_counter() - started)

@@ -48,7 +48,7 @@ _SECRET_KEYS = frozenset({
 })
 _URL_SECRET = re.compile(
     r"(?i)([?&](?:Signature|OSSAccessKeyId|security-token|X-Amz-Signature|X-Amz-Credential|"
-    r"X-Amz-Security-Token|AWSAccessKeyId)=)[^&#\s\"]*")
+    r"X-Amz-Security-Token|AWSAccessKeyId|x-oss-signature|x-oss-credential|x-oss-security-token)=)[^&#\s\"]*")
 _ID_RE = re.compile(r"^[0-9]{8}T[0-9]{12}Z-[0-9a-f]{8}$")
 _MAGIC = ((b"\x89PNG", "png"), (b"\xff\xd8", "jpg"), (b"RIFF", "webp"), (b"BM", "bmp"), (b"GIF8", "gif"))
 

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+import aiohttp
 import structlog
 from aiohttp import web
 
@@ -123,9 +124,9 @@ class Shadow:
 
     async def answer_from_aliyun(self, spec: ActionSpec, inbound: InboundRequest, caller: str | None) -> web.Response:
         """Aliyun's answer, passed to the caller unchanged."""
-        try:
-            answer = await self.aliyun.forward(inbound, spec.product, caller)
-        except (TimeoutError, OSError, NoAliyunKey) as exc:
+        try:  # the caller waits on this one: the kit's timeout, not the background one
+            answer = await self.aliyun.forward(inbound, spec.product, caller, timeout=self.settings.kit_timeout_seconds)
+        except (TimeoutError, OSError, aiohttp.ClientError, NoAliyunKey) as exc:
             log.warning("shadow.aliyun_unreachable", error=type(exc).__name__)
             raise Err.SERVICE_UNAVAILABLE() from None
         metrics.SHADOW_SECONDS.labels(spec.action, "aliyun").observe(answer.seconds)
@@ -220,7 +221,10 @@ class Shadow:
         return Side(answer, body, image)
 
     async def _noise(self, m: Mirror, primary: Side) -> tuple[compare.Scores, Side] | None:
-        """The primary asked again: how much it disagrees with itself (Diffy's noise floor)."""
+        """The primary asked again: how much it disagrees with itself (Diffy's noise floor). Not for async
+        actions: a second AWS job would take a worker and a queue slot from real callers."""
+        if _is_async(m.primary_answer, m.primary_answer.json()):
+            return None
         try:
             if m.primary == "aliyun":
                 again = await self._finish_aliyun(m.spec, await self.aliyun.forward(
@@ -228,7 +232,7 @@ class Shadow:
             else:
                 answer, call = await self.aws_answer(m.spec, replace(m.inbound, request_id=new_request_id()))
                 again = await self._finish_aws(answer, call)
-        except (NoAliyunKey, AliyunError, OSError):
+        except (NoAliyunKey, AliyunError, OSError, aiohttp.ClientError):
             return None
         scores = await asyncio.to_thread(_scores, m.spec.action, primary, again)
         return (scores, again) if scores else None
