@@ -188,6 +188,24 @@ async def test_records_expire(backend: Backend) -> None:
     assert await store.get_record(key) is None
 
 
+async def test_a_damaged_record_is_a_store_error_not_a_crash(backend: Backend) -> None:
+    """A torn or damaged record surfaces as ResultStoreError (callers answer ServiceUnavailable)."""
+    from proxy.results import ResultStoreError
+
+    store = await backend.store()
+    key = f"jobs/{uuid.uuid4().hex}"
+    await store.put_record(key, {"Status": "QUEUING"}, 60)
+    damaged = b'{"expires": 1e12, "record": {"Sta'
+    if isinstance(store, S3ResultStore):
+        store._client.put_object(Bucket=store.bucket, Key=store._record_key(key), Body=damaged)
+    else:
+        assert isinstance(store, LocalResultStore)
+        next(p for p in Path(backend.settings["data_dir"]).rglob("*.json") if key.split("/")[1] in p.name) \
+            .write_bytes(damaged)
+    with pytest.raises(ResultStoreError):
+        await store.get_record(key)
+
+
 async def test_cleanup_removes_what_expired_and_nothing_else(backend: Backend) -> None:
     short, long = await backend.store(result_ttl_seconds=1), await backend.store()
     ns = uuid.uuid4().hex

@@ -70,7 +70,10 @@ def decode_record(body: bytes | None) -> dict[str, Any] | None:
     """The record, or None when absent or expired."""
     if body is None:
         return None
-    doc = json.loads(body)
+    try:
+        doc = json.loads(body)
+    except ValueError as exc:  # a torn read from a store without atomic writes, or a damaged object
+        raise ResultStoreError(f"undecodable record: {exc}") from None
     if doc["expires"] < time.time():
         return None
     record: dict[str, Any] = doc["record"]

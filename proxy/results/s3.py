@@ -92,12 +92,21 @@ class S3ResultStore:
                          Body=body, ContentType="application/json", Metadata={"expires": f"{expires:.3f}"})
 
     async def get_record(self, key: str) -> dict[str, Any] | None:
+        """S3 itself never serves a half-written object, but S3-compatible stores built on plain files can
+        while another replica overwrites it: an undecodable record is read once more before giving up."""
         s3_key = self._record_key(key)
-        try:
-            body = await asyncio.to_thread(self._get_body, s3_key)
-        except (BotoCoreError, ClientError) as exc:
-            raise ResultStoreError(f"s3 GetObject: {exc}") from exc
-        return decode_record(body)
+        for attempt in (1, 2):
+            try:
+                body = await asyncio.to_thread(self._get_body, s3_key)
+            except (BotoCoreError, ClientError) as exc:
+                raise ResultStoreError(f"s3 GetObject: {exc}") from exc
+            try:
+                return decode_record(body)
+            except ResultStoreError:
+                if attempt == 2:
+                    raise
+                await asyncio.sleep(0.05)
+        raise AssertionError("unreachable")
 
     def _get_body(self, s3_key: str) -> bytes | None:
         try:
