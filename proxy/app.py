@@ -200,7 +200,7 @@ async def start_services(settings: Settings, registry: mappings.Registry) -> Ser
     jobs = JobRunner(results, settings.job_workers, settings.job_queue_size, settings.job_deadline_seconds,
                      settings.job_record_ttl_seconds)
     jobs.start()
-    backends = Backends(settings, kit, images, results, jobs)
+    backends = Backends(settings, kit, images, results, jobs, asyncio.Semaphore(settings.max_heavy))
     aliyun = AliyunClient(settings.aliyun_endpoints,
                           {c: (k, s.get_secret_value()) for c, (k, s) in settings.shadow_keys.items()},
                           settings.shadow_timeout_seconds)

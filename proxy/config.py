@@ -85,6 +85,7 @@ class Settings(BaseSettings):
     # inbound limits
     max_body_bytes: int = Field(12 * MiB, ge=1024)
     max_inflight: int = Field(256, ge=1)
+    max_heavy: int = Field(4, ge=1, description="matting and enlargements decoding full images at once")
 
     # images
     image_mode: Literal["fetch", "pass-url"] = "fetch"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +27,7 @@ class Backends:
     images: ImageLoader
     results: ResultStore
     jobs: JobRunner
+    heavy: asyncio.Semaphore  # decoded full-size images in flight (matting, enlargement): ~300 MB each
 
 
 @dataclass

@@ -47,13 +47,14 @@ async def generate_super_resolution_image(call: Call) -> dict[str, Any]:
 
 
 async def _enlarge_and_store(call: Call, factor: int, fmt: str, quality: int, max_short: int | None) -> str:
-    image = await call.image(need_pixels=True)
-    assert image.data is not None
-    src, has_alpha = await asyncio.to_thread(_decode, image.data, max_short)
-    out = await enlarge(call, src, factor)
-    if has_alpha:
-        fmt = "png"  # Aliyun: an RGBA input forces PNG output
-    data = await asyncio.to_thread(_encode, out, fmt, quality)
+    async with call.backends.heavy:
+        image = await call.image(need_pixels=True)
+        assert image.data is not None
+        src, has_alpha = await asyncio.to_thread(_decode, image.data, max_short)
+        out = await enlarge(call, src, factor)
+        if has_alpha:
+            fmt = "png"  # Aliyun: an RGBA input forces PNG output
+        data = await asyncio.to_thread(_encode, out, fmt, quality)
     return await call.store(data, fmt, FORMATS[fmt][1])
 
 

@@ -41,11 +41,12 @@ async def segment_hd_common_image(call: Call) -> dict[str, Any]:
 
 
 async def _matting(call: Call, form: str | None) -> str:
-    image = await call.image(need_pixels=True)
-    assert image.data is not None
-    for_kit = await asyncio.to_thread(_kit_copy, image)
-    matte = await call.kit.invoke_for_image("segmentation", for_kit)
-    png = await asyncio.to_thread(compose, image.data, matte, form)
+    async with call.backends.heavy:
+        image = await call.image(need_pixels=True)
+        assert image.data is not None
+        for_kit = await asyncio.to_thread(_kit_copy, image)
+        matte = await call.kit.invoke_for_image("segmentation", for_kit)
+        png = await asyncio.to_thread(compose, image.data, matte, form)
     return await call.store(png, "png", "image/png")
 
 
