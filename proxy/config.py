@@ -39,21 +39,25 @@ class KitRoutes(BaseModel):
     super_resolution: str = "super-resolution-ml"
 
 
+def _key_entries(value: str, marker: str, shape: str) -> list[str]:
+    """Entries of a key list given inline (commas or newlines; `#` comments) or as the path of a file holding
+    them (a mounted Secret). An inline list is told from a path by `marker`; values are never echoed."""
+    text = value.strip()
+    if text and marker not in text.splitlines()[0]:
+        path = Path(text)
+        if not path.is_file():
+            raise ValueError(f"neither '{shape}' pairs nor the path of a readable file (value not shown)")
+        text = path.read_text()
+    entries = (item.strip() for item in text.replace(",", "\n").splitlines())
+    return [item for item in entries if item and not item.startswith("#")]
+
+
 def _parse_caller_keys(value: Any) -> Any:
     """`id:secret[:sts-token]` pairs separated by commas or newlines, or the path of a file holding them."""
     if not isinstance(value, str):
         return value
-    text = value.strip()
-    if text and ":" not in text.splitlines()[0]:
-        path = Path(text)
-        if not path.is_file():
-            raise ValueError("neither 'AccessKeyId:Secret' pairs nor the path of a readable file (value not shown)")
-        text = path.read_text()
     keys: dict[str, dict[str, str]] = {}
-    for item in text.replace(",", "\n").splitlines():
-        item = item.strip()
-        if not item or item.startswith("#"):
-            continue
+    for item in _key_entries(value, ":", "AccessKeyId:Secret"):
         parts = item.split(":")
         if len(parts) not in (2, 3) or not all(parts):
             raise ValueError("each entry must be AccessKeyId:Secret or AccessKeyId:Secret:SecurityToken")
@@ -142,18 +146,8 @@ class Settings(BaseSettings):
         """`callerId=AliyunKeyId:AliyunSecret` pairs (commas or lines), or the path of a file holding them."""
         if not isinstance(value, str):
             return value
-        text = value.strip()
-        if text and "=" not in text.splitlines()[0]:
-            path = Path(text)
-            if not path.is_file():
-                raise ValueError("neither 'callerId=AliyunKeyId:AliyunSecret' pairs nor the path of a readable file "
-                                 "(value not shown)")
-            text = path.read_text()
         keys: dict[str, tuple[str, str]] = {}
-        for item in text.replace(",", "\n").splitlines():
-            item = item.strip()
-            if not item or item.startswith("#"):
-                continue
+        for item in _key_entries(value, "=", "callerId=AliyunKeyId:AliyunSecret"):
             caller, _, key = item.partition("=")
             key_id, _, secret = key.partition(":")
             if not (caller and key_id and secret):
