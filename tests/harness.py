@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import threading
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -107,3 +108,16 @@ def serve_files(files: dict[str, bytes]) -> AppServer:
         return application
 
     return AppServer(app)
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now (for servers that must be told their port up front)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The environment for a proxy subprocess: none of this machine's VISION_PROXY_* or AWS_* settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VISION_PROXY_", "AWS_"))}
+    return {**env, **extra}

@@ -17,11 +17,7 @@ from pathlib import Path
 
 import pytest
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.harness import free_port
 
 
 def redis_binary() -> str:
@@ -46,7 +42,7 @@ class RedisServer:
     def __init__(self, root: Path) -> None:
         self.binary = redis_binary()
         self.root = root
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.proc: subprocess.Popen[bytes] | None = None
 

@@ -7,7 +7,6 @@ expired presigned URL with 200), so the S3 result store is tested against the re
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -20,15 +19,12 @@ import botocore.session
 import requests
 from botocore.config import Config
 
+from tests.harness import free_port
+
 REGION = "cn-northwest-1"
 S3_KEY_ID, S3_SECRET = "AKIARESULTSTESTKEY01", "results-test-secret-access-key"
 BUCKET = "vision-results"
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def s3_client(endpoint: str) -> Any:
@@ -40,7 +36,7 @@ def s3_client(endpoint: str) -> Any:
 @contextmanager
 def running_s3(root: Path) -> Iterator[str]:
     """Start the server with one bucket; yield its endpoint URL."""
-    port = _free_port()
+    port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
     env = {**os.environ, "NANIO_ACCESS_KEY": S3_KEY_ID, "NANIO_SECRET_KEY": S3_SECRET}
     log_path = root / "server.log"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
@@ -13,24 +12,14 @@ import pytest
 from alibabacloud_ocr20191230 import models as ocr_models
 
 from tests import sdk
+from tests.harness import clean_env, free_port
 from tests.test_sdk_ocr import assert_lines_found
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("VISION_PROXY_", "AWS_"))}
-    return {**env, **extra}
 
 
 @pytest.fixture(scope="module")
 def served() -> Iterator[int]:
-    port = _free_port()
-    env = _clean_env(VISION_PROXY_CALLER_KEYS="testid:testsecret", VISION_PROXY_FETCH_ALLOW="127.0.0.1/32")
+    port = free_port()
+    env = clean_env(VISION_PROXY_CALLER_KEYS="testid:testsecret", VISION_PROXY_FETCH_ALLOW="127.0.0.1/32")
     proc = subprocess.Popen([sys.executable, "-m", "proxy", "serve", "--port", str(port)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 60
@@ -56,7 +45,7 @@ def test_served_process_reads_a_real_image(served, images):
 
 
 def test_bad_config_fails_at_start_naming_the_key():
-    proc = subprocess.run([sys.executable, "-m", "proxy", "serve"], env=_clean_env(VISION_PROXY_PORT="x"),
+    proc = subprocess.run([sys.executable, "-m", "proxy", "serve"], env=clean_env(VISION_PROXY_PORT="x"),
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert "port (VISION_PROXY_PORT)" in proc.stderr
@@ -64,7 +53,7 @@ def test_bad_config_fails_at_start_naming_the_key():
 
 def test_refuses_unauthenticated_bind_off_loopback():
     proc = subprocess.run([sys.executable, "-m", "proxy", "serve", "--host", "0.0.0.0", "--port", "0"],
-                          env=_clean_env(), capture_output=True, text=True, timeout=60)
+                          env=clean_env(), capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "refusing" in proc.stderr
 
 
@@ -73,8 +62,8 @@ def test_bad_mapping_fails_at_start_naming_file_and_field(tmp_path):
     (tmp_path / "ocr" / "RecognizeCharacter.yaml").write_text(
         "product: ocr\nversion: '2019-12-30'\naction: RecognizeCharacter\nkit_route: ocr\n"
         "converter: ocr.recognize_character\nparameters: {MinHeight: {type: integr}}\n")
-    proc = subprocess.run([sys.executable, "-m", "proxy", "serve", "--port", str(_free_port())],
-                          env=_clean_env(VISION_PROXY_MAPPINGS_DIR=str(tmp_path)),
+    proc = subprocess.run([sys.executable, "-m", "proxy", "serve", "--port", str(free_port())],
+                          env=clean_env(VISION_PROXY_MAPPINGS_DIR=str(tmp_path)),
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert "mappings/ocr/RecognizeCharacter.yaml" in proc.stderr and "parameters.MinHeight.type" in proc.stderr

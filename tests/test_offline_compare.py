@@ -4,7 +4,6 @@ and the same report; "Aliyun" is tests/fake_aliyun.py, AWS the embedded backend.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +17,7 @@ def test_compare_a_folder(tmp_path):
     from aiohttp import web
 
     from tests.fake_aliyun import FakeAliyun
-    from tests.harness import AppServer
+    from tests.harness import AppServer, clean_env
 
     fake = FakeAliyun()
     server = AppServer(fake.app)
@@ -35,7 +34,7 @@ def test_compare_a_folder(tmp_path):
     (folder / "board-1.png").write_bytes(imagegen.text_image("PNG"))
     (folder / "board-2.jpg").write_bytes(imagegen.text_image("JPEG"))
     (folder / "notes.txt").write_text("not an image")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("VISION_PROXY_", "AWS_"))}
+    env = clean_env()
     env.update(VISION_PROXY_DATA_DIR=str(tmp_path / "data"), VISION_PROXY_FETCH_ALLOW="127.0.0.1/32",
                VISION_PROXY_ALIYUN_ENDPOINTS=json.dumps({"ocr": server.url, "ocr-api": server.url}))
     try:

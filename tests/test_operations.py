@@ -3,7 +3,6 @@ loses nothing. The proxy runs as a real `python -m proxy serve` process."""
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
@@ -19,20 +18,14 @@ from alibabacloud_tea_openapi.exceptions import ClientException
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests import raw, sdk
-from tests.harness import AppServer
+from tests.harness import AppServer, clean_env, free_port
 from tests.kit_faults import ACCESS_KEY, REGION, SECRET_KEY, FaultKit
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Served:
     def __init__(self, kit_url: str, tmp: str) -> None:
-        self.port, self.admin = _free_port(), _free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("VISION_PROXY_", "AWS_"))}
+        self.port, self.admin = free_port(), free_port()
+        env = clean_env()
         env.update(VISION_PROXY_CALLER_KEYS="testid:testsecret", VISION_PROXY_FETCH_ALLOW="127.0.0.1/32",
                    VISION_PROXY_KIT_URL=kit_url, VISION_PROXY_AWS_REGION=REGION, VISION_PROXY_DATA_DIR=tmp,
                    VISION_PROXY_ADMIN_PORT=str(self.admin), VISION_PROXY_DRAIN_GRACE_SECONDS="10",

@@ -9,8 +9,6 @@ or the Route 53 alias resolving to the endpoint's addresses): what API Gateway s
 from __future__ import annotations
 
 import hashlib
-import os
-import socket
 import ssl
 import subprocess
 import sys
@@ -33,7 +31,7 @@ from proxy.kit.sigv4 import sign
 from proxy.observability import metrics
 from proxy.results import S3ResultStore
 from tests import sdk
-from tests.harness import LoopThread, ProxyServer, proxy_with_aws_keys
+from tests.harness import LoopThread, ProxyServer, clean_env, free_port, proxy_with_aws_keys
 
 REGION = "cn-northwest-1"
 API = PrivateApi(api_id="abc123defg", vpce_id="vpce-0abc123def4567890", region=REGION)
@@ -48,11 +46,6 @@ def backend() -> Iterator[LocalBackend]:
     lt.run(local.close())
     lt.stop()
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def private_proxy(backend: LocalBackend, **settings: Any) -> ProxyServer:
@@ -204,8 +197,8 @@ def test_tls_checks_the_endpoints_name_while_host_names_the_api(backend, images,
         return runner, int(runner.addresses[0][1])
 
     runner, tls_port = lt.run(start())
-    port, admin = _free_port(), _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("VISION_PROXY_", "AWS_"))}
+    port, admin = free_port(), free_port()
+    env = clean_env()
     env.update(VISION_PROXY_CALLER_KEYS="testid:testsecret", VISION_PROXY_FETCH_ALLOW="127.0.0.1/32",
                VISION_PROXY_AWS_REGION=REGION, VISION_PROXY_DATA_DIR=str(tmp_path / "data"),
                VISION_PROXY_ADMIN_PORT=str(admin), VISION_PROXY_KIT_URL=f"https://{API.vpce_host}",

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -25,22 +23,16 @@ from PIL import Image
 
 from tests import raw, sdk
 from tests.conftest import CALLER_KEYS
-from tests.harness import AppServer, serve_files
+from tests.harness import AppServer, clean_env, free_port, serve_files
 from tests.redisserver import RedisServer, running_redis
 from tests.s3server import BUCKET, REGION, S3_KEY_ID, S3_SECRET
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Replica:
     """One proxy process with its own embedded backend (no kit_url)."""
 
     def __init__(self, name: str, env: dict[str, str], port: int, log_dir: Path) -> None:
-        self.name, self.port, self.admin = name, port, _free_port()
+        self.name, self.port, self.admin = name, port, free_port()
         self.endpoint = f"127.0.0.1:{port}"
         self.log_path = log_dir / f"replica-{name}.log"
         with open(self.log_path, "wb") as log:
@@ -89,8 +81,8 @@ def portrait() -> Iterator[AppServer]:
 def replicas(request: pytest.FixtureRequest, redis_server: RedisServer,
              tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Replica, Replica]]:
     tmp = tmp_path_factory.mktemp(f"replicas-{request.param}")
-    port_a, port_b = _free_port(), _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("VISION_PROXY_", "AWS_"))}
+    port_a, port_b = free_port(), free_port()
+    env = clean_env()
     env.update(VISION_PROXY_CALLER_KEYS=CALLER_KEYS, VISION_PROXY_FETCH_ALLOW="127.0.0.1/32",
                VISION_PROXY_REDIS_URL=redis_server.url, VISION_PROXY_DATA_DIR=str(tmp / "data"),
                VISION_PROXY_DRAIN_GRACE_SECONDS="2")
