@@ -134,9 +134,7 @@ class KitClient:
             log.warning("kit.bad_json", route=route)
             raise Err.INTERNAL_ERROR() from None
         if isinstance(parsed, dict) and "OriginalStatusCode" in parsed:  # SageMaker error arriving as 200
-            log.warning("kit.model_error", route=route, error_code=parsed.get("ErrorCode"))
-            raise _status_error(route, int(parsed.get("OriginalStatusCode") or 500),
-                                str(parsed.get("OriginalMessage", "")).encode(), None)
+            raise _model_error(route, parsed)
         return parsed
 
     def _route(self, route: str) -> tuple[str, Transport]:
@@ -230,13 +228,22 @@ def _sagemaker_error(route: str, status: int, raw: bytes, headers: Mapping[str, 
     body = body if isinstance(body, dict) else {}
     kind = (headers.get("x-amzn-ErrorType") or str(body.get("__type") or "")).split(":")[0].rsplit("#")[-1]
     if "OriginalStatusCode" in body:
-        log.warning("kit.model_error", route=route, error_code=body.get("ErrorCode"))
-        original = body.get("OriginalStatusCode")
-        return _status_error(route, original if isinstance(original, int) and original >= 400 else 500,
-                             str(body.get("OriginalMessage", "")).encode(), None)
+        return _model_error(route, body)
     if kind == "ValidationError":
         log.warning("kit.sagemaker_refused", route=route, message=str(body.get("message") or body.get("Message")))
     return _status_error(route, SAGEMAKER_STATUS.get(kind, status), raw, headers.get("Retry-After"))
+
+
+def _model_error(route: str, body: Mapping[str, Any]) -> AliyunError:
+    """A SageMaker ModelError (as a 424, or through API Gateway as a 200): the container's own status and
+    message, mapped as the kit's answer would be; an unusable status (0 on a container timeout) is a 500."""
+    log.warning("kit.model_error", route=route, error_code=body.get("ErrorCode"))
+    try:
+        original = int(body.get("OriginalStatusCode") or 0)
+    except (TypeError, ValueError):
+        original = 0
+    return _status_error(route, original if original >= 400 else 500,
+                         str(body.get("OriginalMessage", "")).encode(), None)
 
 
 def _status_error(route: str, status: int, raw: bytes, retry_after: str | None) -> AliyunError:
@@ -259,6 +266,7 @@ def _status_error(route: str, status: int, raw: bytes, retry_after: str | None) 
     if status in (403, 503):  # the kit refuses the proxy's own credentials, or is down: not the caller's fault
         return Err.SERVICE_UNAVAILABLE()
     return Err.INTERNAL_ERROR()
+
 
 def _seconds(retry_after: str | None) -> int:
     """Whole seconds to wait (at least 1); an HTTP-date or garbage means 1."""
