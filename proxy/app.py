@@ -187,9 +187,7 @@ async def start_services(settings: Settings, registry: mappings.Registry) -> Ser
                          pass_url=settings.image_mode == "pass-url")
     await kit.start()
     await images.start()
-    nonces = await open_nonce_store(settings.redis_url.get_secret_value() if settings.redis_url else None,
-                                    settings.redis_timeout_seconds, settings.redis_fail_open,
-                                    settings.nonce_cache_size, settings.redis_key_prefix)
+    nonces = await open_nonce_store(settings)
     auth = Authenticator(settings.caller_keys, settings.timestamp_window_seconds, nonces)
     if auth.open:
         log.warning("auth.disabled", host=settings.host,

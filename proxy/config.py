@@ -179,7 +179,12 @@ class Settings(BaseSettings):
     # Nonces shared by replicas; unset: in memory (one replica). A secret: the URL may carry a password.
     redis_url: SecretStr | None = None
     redis_fail_open: bool = False  # True: accept requests unchecked for replays while Redis fails (a risk)
-    redis_timeout_seconds: float = Field(0.2, gt=0, le=5)  # connect and reply, each; Redis is on every request
+    # Redis is on every request's path: a bounded pool of connections opened ahead, that callers wait on.
+    # A VPC Redis connects and answers in about a millisecond; the timeouts leave room for a busy process.
+    redis_pool_size: int = Field(32, ge=1, le=1024)
+    redis_connect_timeout_seconds: float = Field(1.0, gt=0, le=10)
+    redis_command_timeout_seconds: float = Field(0.5, gt=0, le=10)  # one reply
+    redis_budget_seconds: float = Field(1.5, gt=0, le=10)  # one claim in all: pool wait, connect, reply
     redis_key_prefix: str = "vision-proxy:nonce:"
 
     @field_validator("kit_connect_url")

@@ -9,11 +9,13 @@ import time
 import uuid
 from collections.abc import Iterator
 
+import aiohttp
 import pytest
 from redis.asyncio import Redis
 
 from proxy.aliyun.errors import AliyunError
 from proxy.aliyun.nonces import RedisNonceStore
+from proxy.config import load_settings
 from proxy.observability import metrics
 from tests import raw
 from tests.conftest import CALLER_KEYS
@@ -28,11 +30,21 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 
 
 def errors(outcome: str) -> float:
-    return metrics.NONCE_STORE_ERRORS.labels(outcome)._value.get()
+    """Failures counted with this outcome, whatever their stage."""
+    return sum(metrics.NONCE_STORE_ERRORS.labels(outcome, stage)._value.get()
+               for stage in ("pool", "connect", "command"))
+
+
+def store_for(url: str, fail_open: bool = False, prefix: str = "vision-proxy:nonce:") -> RedisNonceStore:
+    """A store with the proxy's default pool and timeouts, as `open_nonce_store` builds it."""
+    s = load_settings(None)
+    return RedisNonceStore(url, connect_timeout=s.redis_connect_timeout_seconds,
+                           command_timeout=s.redis_command_timeout_seconds, budget=s.redis_budget_seconds,
+                           pool_size=s.redis_pool_size, fail_open=fail_open, prefix=prefix)
 
 
 async def test_claim_once_atomically_with_the_memory_stores_expiry(redis_server):
-    store = RedisNonceStore(redis_server.url, timeout=0.2, prefix="t1:")
+    store = store_for(redis_server.url, prefix="t1:")
     try:
         key = f"testid\n{uuid.uuid4().hex}"
         until = time.time() + 900
@@ -72,7 +84,7 @@ def closed_port() -> str:
 @pytest.mark.parametrize("outage", ["refused", "hung"])
 async def test_unreachable_redis_fails_closed_fast(outage, request):
     url = request.getfixturevalue("closed_port" if outage == "refused" else "black_hole")
-    store = RedisNonceStore(url, timeout=0.2)
+    store = RedisNonceStore(url, connect_timeout=0.2, command_timeout=0.2, budget=0.4, pool_size=4)
     before = errors("refused")
     try:
         started = time.perf_counter()
@@ -82,12 +94,36 @@ async def test_unreachable_redis_fails_closed_fast(outage, request):
     finally:
         await store.close()
     assert (exc.value.code, exc.value.status) == ("ServiceUnavailable", 503)
-    assert elapsed < 0.6, elapsed  # bounded by the timeout: no retries, no backoff
+    assert elapsed < 0.6, elapsed  # bounded by the budget: no retries, no backoff
     assert errors("refused") == before + 1
 
 
+async def test_a_full_pool_is_counted_apart_from_redis_failures(black_hole):
+    """Two claims hold both connections to a hung Redis and fail there (connect or command); a third,
+    with a shorter budget, never gets a connection and says so (stage pool), so an operator can tell a
+    small pool from a sick Redis."""
+    store = RedisNonceStore(black_hole, connect_timeout=5, command_timeout=5, budget=1.5, pool_size=2)
+    before = {stage: metrics.NONCE_STORE_ERRORS.labels("refused", stage)._value.get()
+              for stage in ("pool", "connect", "command")}
+    try:
+        holders = [asyncio.create_task(store.claim(f"testid\nn{i}", time.time() + 900)) for i in range(2)]
+        await asyncio.sleep(0.1)
+        store.budget = 0.2
+        with pytest.raises(AliyunError) as third:
+            await store.claim("testid\nn3", time.time() + 900)
+        outcomes = await asyncio.gather(*holders, return_exceptions=True)
+    finally:
+        await store.close()
+    assert third.value.code == "ServiceUnavailable"
+    assert all(isinstance(o, AliyunError) and o.code == "ServiceUnavailable" for o in outcomes), outcomes
+    after = {stage: metrics.NONCE_STORE_ERRORS.labels("refused", stage)._value.get() for stage in before}
+    grew = {stage: after[stage] - before[stage] for stage in before}
+    # redis-py sends CLIENT SETINFO on connect, so a hung Redis may hang in `connect` rather than `command`.
+    assert grew["pool"] == 1 and grew["connect"] + grew["command"] == 2, grew
+
+
 async def test_fail_open_accepts_and_counts(closed_port):
-    store = RedisNonceStore(closed_port, timeout=0.2, fail_open=True)
+    store = store_for(closed_port, fail_open=True)
     before = errors("accepted")
     try:
         assert await store.claim("testid\nn1", time.time() + 900) is True
@@ -138,3 +174,33 @@ def test_fail_open_proxy_accepts_replays_while_redis_is_down(tmp_path, closed_po
         assert outcome(proxy.port, params) == "InvalidParameter.JobId"  # replay accepted: the risk taken
     finally:
         proxy.close()
+
+
+def pool_waits() -> float:
+    return next(sample.value for metric in metrics.NONCE_POOL_WAIT.collect() for sample in metric.samples
+                if sample.name.endswith("_count"))
+
+
+async def burst(port: int, count: int) -> list[str]:
+    """`count` signed requests at once, each with its own nonce; the Code (or OK) of each answer."""
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+        async def one() -> str:
+            async with session.post(f"http://127.0.0.1:{port}/", data=unknown_job()) as response:
+                body = await response.json(content_type=None)
+                return str(body.get("Code", "OK"))
+
+        return await asyncio.gather(*(one() for _ in range(count)))
+
+
+def test_a_burst_through_the_proxy_waits_for_the_pool_and_none_is_refused(redis_server, tmp_path):
+    """200 callers at once, against a small pool: each waits for a connection, none is refused."""
+    proxy = ProxyServer(caller_keys=CALLER_KEYS, redis_url=redis_server.url, redis_pool_size=4,
+                        data_dir=tmp_path)
+    refused, waits = errors("refused"), pool_waits()
+    try:
+        codes = asyncio.run(burst(proxy.port, 200))
+    finally:
+        proxy.close()
+    assert codes.count("InvalidParameter.JobId") == 200, {c: codes.count(c) for c in set(codes)}
+    assert errors("refused") == refused
+    assert pool_waits() >= waits + 200  # every claim went through the bounded pool

@@ -37,7 +37,12 @@ KIT_SECONDS = Histogram(f"{PREFIX}_kit_call_duration_seconds", "AI Solution Kit 
 KIT_RETRIES = Counter(f"{PREFIX}_kit_retries", "Kit calls retried after a failed connection", ["route"])
 KIT_TIMEOUTS = Counter(f"{PREFIX}_kit_timeouts", "Kit calls that timed out", ["route"])
 CREDENTIAL_FAILURES = Counter(f"{PREFIX}_credential_refresh_failures", "AWS credential resolution failures")
-NONCE_STORE_ERRORS = Counter(f"{PREFIX}_nonce_store_errors", "Nonce store (Redis) failures", ["outcome"])
+NONCE_STORE_ERRORS = Counter(f"{PREFIX}_nonce_store_errors",
+                             "Nonce store (Redis) failures, by stage: pool (no free connection in time: this "
+                             "process), connect or command (Redis or the network)", ["outcome", "stage"])
+NONCE_POOL_WAIT = Histogram(f"{PREFIX}_nonce_store_pool_wait_seconds",
+                            "Time a request waited for a free Redis connection",
+                            buckets=(0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
 
 RESULTS_STORED = Counter(f"{PREFIX}_results_stored", "Result images stored", ["store"])
 RESULTS_CLEANED = Counter(f"{PREFIX}_results_cleaned", "Expired results and records deleted")
