@@ -23,7 +23,7 @@ from .actions import CONVERTERS, Backends, Call
 from .aliyun import serialize
 from .aliyun.errors import AliyunError, Err
 from .aliyun.nonces import open_nonce_store
-from .aliyun.request import InboundRequest, begin, new_request_id, read_body
+from .aliyun.request import InboundRequest, begin, merge_form, new_request_id, read_body
 from .aliyun.signature import Authenticator
 from .config import Settings
 from .exchange import Exchange, Observer
@@ -86,6 +86,7 @@ class Gateway:
             await read_body(request, inbound, self.s.settings.max_body_bytes)
             spec = self.s.registry.route(inbound.action, inbound.version)
             caller = await self.s.auth.authenticate(inbound)
+            merge_form(inbound)  # V3: only now is its Content-Type known to be signed
             route = self.s.shadow.route(spec, inbound, caller)
             if route.primary == "aliyun":
                 response = await self.s.shadow.answer_from_aliyun(spec, inbound, caller)

@@ -40,6 +40,7 @@ class InboundRequest:
     query: list[tuple[str, str]] = field(default_factory=list)
     params: dict[str, str] = field(default_factory=dict)
     request_id: str = field(default_factory=new_request_id)
+    form_merged: bool = False
 
     @property
     def host(self) -> str:
@@ -103,7 +104,7 @@ def begin(request: web.Request) -> InboundRequest:
 
 
 async def read_body(request: web.Request, inbound: InboundRequest, cap: int) -> None:
-    """Read (chunked or sized) with a cap, hashing while reading; then merge form parameters."""
+    """Read (chunked or sized) with a cap, hashing while reading; then merge form parameters (V1)."""
     if request.content_length is not None and request.content_length > cap:
         raise Err.IMAGE_SIZE(f"the request body exceeds {cap} bytes")
     digest = hashlib.sha256()
@@ -117,6 +118,16 @@ async def read_body(request: web.Request, inbound: InboundRequest, cap: int) -> 
         chunks.append(chunk)
     inbound.body = b"".join(chunks)
     inbound.body_sha256 = digest.hexdigest()
+    if inbound.signature_kind != "v3":  # V1 signs the parameters, form body included: needed to verify it
+        merge_form(inbound)
+
+
+def merge_form(inbound: InboundRequest) -> None:
+    """Add a form body's parameters (once). For V3 this runs after the signature is verified: Content-Type,
+    which decides whether the body is a form, is only trusted once it is known to be signed."""
+    if inbound.form_merged:
+        return
+    inbound.form_merged = True
     if inbound.content_type == FORM and inbound.body:
         try:
             text = inbound.body.decode("utf-8")
