@@ -38,6 +38,8 @@ KIT_RETRIES = Counter(f"{PREFIX}_kit_retries", "Kit calls retried after a failed
 KIT_TIMEOUTS = Counter(f"{PREFIX}_kit_timeouts", "Kit calls that timed out", ["route"])
 CREDENTIAL_FAILURES = Counter(f"{PREFIX}_credential_refresh_failures", "AWS credential resolution failures")
 NONCE_STORE_ERRORS = Counter(f"{PREFIX}_nonce_store_errors", "Nonce store (Redis) failures", ["outcome"])
+NONCE_STORE_FILL = Gauge(f"{PREFIX}_nonce_store_fill_ratio",
+                         "In-memory replay store: nonces held / nonce_cache_size (at 1 every request is refused)")
 
 RESULTS_STORED = Counter(f"{PREFIX}_results_stored", "Result images stored", ["store"])
 RESULTS_CLEANED = Counter(f"{PREFIX}_results_cleaned", "Expired results and records deleted")
