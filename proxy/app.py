@@ -83,7 +83,8 @@ class Gateway:
         try:
             inbound = begin(request)
             structlog.contextvars.bind_contextvars(request_id=inbound.request_id)
-            await read_body(request, inbound, self.s.settings.max_body_bytes)
+            await read_body(request, inbound, self.s.settings.max_body_bytes,
+                            self.s.settings.client_body_timeout_seconds)
             spec = self.s.registry.route(inbound.action, inbound.version)
             caller = await self.s.auth.authenticate(inbound)
             merge_form(inbound)  # V3: only now is its Content-Type known to be signed

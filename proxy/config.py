@@ -92,6 +92,14 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(12 * MiB, ge=1024)
     max_inflight: int = Field(256, ge=1)
     max_heavy: int = Field(4, ge=1, description="matting and enlargements decoding full images at once")
+    # slow clients (nginx's defaults and meaning; proxy/connections.py): a request head must be complete this
+    # long after its first byte; the whole body must arrive this long after the head (12 MiB in 60 s is
+    # 210 KB/s, far below any link an SDK caller has); an idle keep-alive connection is closed after this
+    # long, which must exceed the idle timeout of a load balancer in front (ALB/NLB: 60 s) so that the
+    # balancer, not the proxy, closes idle connections (a proxy closing first races the balancer's reuse).
+    client_header_timeout_seconds: float = Field(60.0, gt=0)
+    client_body_timeout_seconds: float = Field(60.0, gt=0)
+    keepalive_timeout_seconds: float = Field(75.0, gt=0)
 
     # images
     image_mode: Literal["fetch", "pass-url"] = "fetch"

@@ -7,6 +7,7 @@ kept exactly as sent. Routing keys come from `x-acs-action`/`x-acs-version` (V3)
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import uuid
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from urllib.parse import parse_qsl, urlsplit
 from aiohttp import web
 from multidict import CIMultiDictProxy
 
+from ..connections import body_timed_out
 from .errors import Err, invalid
 
 FORM = "application/x-www-form-urlencoded"
@@ -103,19 +105,24 @@ def begin(request: web.Request) -> InboundRequest:
     return inbound
 
 
-async def read_body(request: web.Request, inbound: InboundRequest, cap: int) -> None:
-    """Read (chunked or sized) with a cap, hashing while reading; then merge form parameters (V1)."""
+async def read_body(request: web.Request, inbound: InboundRequest, cap: int, timeout: float | None = None) -> None:
+    """Read (chunked or sized) with a cap and a deadline, hashing while reading; then merge form parameters
+    (V1). A body not complete `timeout` seconds after the head is answered 408 `Timeout` (a slow client)."""
     if request.content_length is not None and request.content_length > cap:
         raise Err.IMAGE_SIZE(f"the request body exceeds {cap} bytes")
     digest = hashlib.sha256()
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.content.iter_chunked(READ_CHUNK):
-        size += len(chunk)
-        if size > cap:
-            raise Err.IMAGE_SIZE(f"the request body exceeds {cap} bytes")
-        digest.update(chunk)
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(timeout):
+            async for chunk in request.content.iter_chunked(READ_CHUNK):
+                size += len(chunk)
+                if size > cap:
+                    raise Err.IMAGE_SIZE(f"the request body exceeds {cap} bytes")
+                digest.update(chunk)
+                chunks.append(chunk)
+    except TimeoutError:
+        raise body_timed_out(request) from None
     inbound.body = b"".join(chunks)
     inbound.body_sha256 = digest.hexdigest()
     if inbound.signature_kind != "v3":  # V1 signs the parameters, form body included: needed to verify it

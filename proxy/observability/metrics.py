@@ -28,6 +28,8 @@ RESPONSE_BYTES = Histogram(f"{PREFIX}_response_bytes", "Response body size", ["p
                            buckets=SIZE_BUCKETS)
 SIGNATURE_REJECTIONS = Counter(f"{PREFIX}_signature_rejections", "Callers refused by authentication",
                                ["reason"])
+CLIENT_TIMEOUTS = Counter(f"{PREFIX}_client_timeouts", "Connections closed because the client was too slow or idle",
+                          ["phase"])  # header, body, keepalive
 IMAGE_FETCH_FAILURES = Counter(f"{PREFIX}_image_fetch_failures", "Caller images refused or not fetched",
                                ["reason"])
 
