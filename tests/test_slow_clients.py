@@ -147,7 +147,8 @@ def test_idle_connections_are_closed_after_keepalive(proxy):
     while b"\r\n\r\n" not in answer:
         answer += reused.recv(65536)
     head, _, rest = answer.partition(b"\r\n\r\n")
-    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
+    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                      if line.lower().startswith(b"content-length")))
     while len(rest) < length:
         rest += reused.recv(65536)
     assert head.split()[1] == b"200" and b"connection: close" not in head.lower()  # kept alive, then idle
