@@ -32,6 +32,7 @@ from .jobs import JobRunner
 from .kit.client import KitClient
 from .kit.credentials import CredentialSource
 from .kit.local.server import LocalBackend
+from .limits import Admission, CallerLimits
 from .observability import metrics
 from .observability.requests import observe_metrics
 from .results import LocalResultStore, ResultStore, open_store
@@ -70,6 +71,7 @@ class Gateway:
         self.observers = observers
         self.inflight = 0
         self.draining = False
+        self.limits = CallerLimits.from_settings(services.settings)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         started = time.perf_counter()
@@ -79,6 +81,7 @@ class Gateway:
         call: Call | None = None
         route = Route("aws", False)
         error: AliyunError | None = None
+        admission: Admission | None = None
         metrics.IN_FLIGHT.inc()
         try:
             inbound = begin(request)
@@ -88,6 +91,7 @@ class Gateway:
             spec = self.s.registry.route(inbound.action, inbound.version)
             caller = await self.s.auth.authenticate(inbound)
             merge_form(inbound)  # V3: only now is its Content-Type known to be signed
+            admission = self.limits.admit(caller)  # this caller's QPS and concurrency (Throttling.User)
             route = self.s.shadow.route(spec, inbound, caller)
             if route.primary == "aliyun":
                 response = await self.s.shadow.answer_from_aliyun(spec, inbound, caller)
@@ -101,6 +105,8 @@ class Gateway:
             error = Err.INTERNAL_ERROR()
         finally:
             metrics.IN_FLIGHT.dec()
+            if admission is not None:
+                admission.release()
         if error is not None:
             response = self._error(error, inbound, request, spec.product if spec else "")
         if self.draining:

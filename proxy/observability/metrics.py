@@ -30,6 +30,8 @@ SIGNATURE_REJECTIONS = Counter(f"{PREFIX}_signature_rejections", "Callers refuse
                                ["reason"])
 CLIENT_TIMEOUTS = Counter(f"{PREFIX}_client_timeouts", "Connections closed because the client was too slow or idle",
                           ["phase"])  # header, body, keepalive
+CALLER_THROTTLED = Counter(f"{PREFIX}_caller_throttled", "Requests refused by a per-caller limit (Throttling.User)",
+                           ["limit"])  # qps, concurrency
 IMAGE_FETCH_FAILURES = Counter(f"{PREFIX}_image_fetch_failures", "Caller images refused or not fetched",
                                ["reason"])
 
