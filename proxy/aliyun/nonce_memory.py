@@ -41,6 +41,7 @@ class MemoryNonceStore:
         self._hi = np.empty(0, np.uint64)  # sorted; ties in any order
         self._lo = np.empty(0, np.uint64)
         self._until = np.empty(0, np.uint32)
+        self._soonest = math.inf  # the earliest expiry in the sorted run: nothing to drop before it
         self._merged_at = self._clock()
         metrics.NONCE_STORE_FILL.set(0)
 
@@ -82,11 +83,13 @@ class MemoryNonceStore:
 
     def _merge(self, now: float) -> None:
         """Drop expired entries and merge the new claims into the sorted run: O(n) vectorised work."""
-        if len(self._until) and int(self._until.min()) <= now:  # one array at a time: at most 2 copies live
+        changed = self._soonest <= now
+        if changed:
             keep = self._until > now
             self._hi, self._lo, self._until = self._hi[keep], self._lo[keep], self._until[keep]
         live = {d: u for d, u in self._new.items() if u > now}
         if live:
+            changed = True
             halves = np.frombuffer(b"".join(live), dtype="<u8").reshape(-1, 2)
             new_until = np.fromiter(live.values(), np.uint32, len(live))
             order = np.argsort(halves[:, 0], kind="stable")
@@ -94,6 +97,8 @@ class MemoryNonceStore:
             self._hi = np.insert(self._hi, at, halves[order, 0])
             self._lo = np.insert(self._lo, at, halves[order, 1])
             self._until = np.insert(self._until, at, new_until[order])
+        if changed:
+            self._soonest = int(self._until.min()) if len(self._until) else math.inf
         self._new = {}
         self._merged_at = now
         metrics.NONCE_STORE_FILL.set(len(self) / self.max_entries)
