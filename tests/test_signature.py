@@ -179,6 +179,10 @@ def test_v1_routes_by_its_signed_parameters_not_by_added_headers(proxy, images):
         "content-type": "application/x-www-form-urlencoded", "x-acs-action": "SegmentBody",
         "x-acs-version": "2019-12-30"})
     assert status == 200 and "Results" in json.loads(answer)["Data"]
+    params = _ocr_params(images, fmt="XML")
+    status, headers, answer = raw.request(proxy.port, body=urlencode(params).encode(), headers={
+        "content-type": "application/x-www-form-urlencoded", "x-acs-action": "RecognizeCharacter"})
+    assert status == 200 and headers["content-type"] == "text/xml;charset=utf-8"  # its signed Format
 
 
 def test_v3_signature_must_cover_routing_clock_and_nonce(proxy):

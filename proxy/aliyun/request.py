@@ -77,8 +77,9 @@ class InboundRequest:
 
     @property
     def format(self) -> Format:
-        """V3 callers always get JSON; V1 gets XML when it asks or says nothing, as Aliyun does."""
-        if "x-acs-action" in self.headers:
+        """V3 callers always get JSON; V1 gets XML when it asks or says nothing, as Aliyun does (by its signed
+        `Format`: an x-acs-action header added to a V1 request is not signed and changes nothing)."""
+        if "x-acs-action" in self.headers and self.signature_kind != "v1":
             return "json"
         fmt = self.params.get("Format")
         return "xml" if fmt is None or fmt.upper() == "XML" else "json"
