@@ -30,27 +30,31 @@ from .observability import metrics
 class GuardedHandler(RequestHandler):
     """aiohttp's connection handler plus a header deadline and counted closures."""
 
-    __slots__ = ("_header_timeout", "_header_timer")
+    __slots__ = ("_header_timeout", "_header_timer", "_heads_then")
 
     def __init__(self, manager: web.Server, *, header_timeout: float, **kwargs: Any) -> None:
         super().__init__(manager, **kwargs)
         self._header_timeout = header_timeout
         self._header_timer: asyncio.TimerHandle | None = None
+        self._heads_then = 0  # heads parsed on this connection when the timer started
 
     def _awaiting_head(self) -> bool:
-        """Between requests: the handler waits for the next head (bytes now are head bytes)."""
-        return self._waiter is not None and not self._waiter.done()
+        """Bytes now belong to a request head: before the first one, or while the handler waits for the next
+        (not while a request is served, nor during aiohttp's lingering read of an unread body)."""
+        return self._request_count == 0 or (self._waiter is not None and not self._waiter.done())
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
-        if not self._awaiting_head():  # a head completed (or a request is being served)
-            self._cancel_header_timer()
-        elif data and self._header_timer is None:
+        if self._header_timer is not None:
+            if self._request_count != self._heads_then:  # the head completed
+                self._cancel_header_timer()
+        elif data and self._awaiting_head():
+            self._heads_then = self._request_count
             self._header_timer = self._loop.call_later(self._header_timeout, self._header_expired)
 
     def _header_expired(self) -> None:
         self._header_timer = None
-        if self._awaiting_head() and self.transport is not None:
+        if self._request_count == self._heads_then and self.transport is not None:
             metrics.CLIENT_TIMEOUTS.labels("header").inc()
             self.force_close()
 
