@@ -106,7 +106,7 @@ class Settings(BaseSettings):
     max_inflight: int = Field(256, ge=1)
     max_heavy: int = Field(4, ge=1, description="matting and enlargements decoding full images at once")
     # slow clients (nginx's defaults; proxy/connections.py): head complete after its first byte, whole body
-    # after the head (12 MiB in 60 s is 210 KB/s), idle keep-alive: above a load balancer's 60 s idle timeout
+    # after the head (12 MiB in 60 s is 210 KB/s), idle keep-alive: above an ALB's 60 s idle timeout
     client_header_timeout_seconds: float = Field(60.0, gt=0)
     client_body_timeout_seconds: float = Field(60.0, gt=0)
     keepalive_timeout_seconds: float = Field(75.0, gt=0)
