@@ -48,12 +48,12 @@ class AppServer:
     """Serve an aiohttp Application on 127.0.0.1 (port chosen by the OS) in a LoopThread."""
 
     def __init__(self, make_app: Callable[[], web.Application],
-                 make_runner: Callable[..., web.AppRunner] = web.AppRunner) -> None:
+                 runner_factory: Callable[..., web.AppRunner] = web.AppRunner) -> None:
         self.lt = LoopThread()
         self.runner: web.AppRunner | None = None
 
         async def start() -> int:
-            self.runner = make_runner(make_app(), access_log=None, shutdown_timeout=1)
+            self.runner = runner_factory(make_app(), access_log=None, shutdown_timeout=1)
             await self.runner.setup()
             site = web.TCPSite(self.runner, "127.0.0.1", 0)
             await site.start()
