@@ -23,7 +23,7 @@ from .actions import CONVERTERS, Backends, Call
 from .aliyun import serialize
 from .aliyun.errors import AliyunError, Err
 from .aliyun.nonces import open_nonce_store
-from .aliyun.request import InboundRequest, begin, new_request_id, read_body
+from .aliyun.request import InboundRequest, begin, merge_form, new_request_id, read_body
 from .aliyun.signature import Authenticator
 from .config import Settings
 from .exchange import Exchange, Observer
@@ -32,6 +32,7 @@ from .jobs import JobRunner
 from .kit.client import KitClient
 from .kit.credentials import CredentialSource
 from .kit.local.server import LocalBackend
+from .limits import Admission, CallerLimits
 from .observability import metrics
 from .observability.requests import observe_metrics
 from .results import LocalResultStore, ResultStore, open_store
@@ -70,6 +71,7 @@ class Gateway:
         self.observers = observers
         self.inflight = 0
         self.draining = False
+        self.limits = CallerLimits.from_settings(services.settings)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         started = time.perf_counter()
@@ -79,13 +81,17 @@ class Gateway:
         call: Call | None = None
         route = Route("aws", False)
         error: AliyunError | None = None
+        admission: Admission | None = None
         metrics.IN_FLIGHT.inc()
         try:
             inbound = begin(request)
             structlog.contextvars.bind_contextvars(request_id=inbound.request_id)
-            await read_body(request, inbound, self.s.settings.max_body_bytes)
+            await read_body(request, inbound, self.s.settings.max_body_bytes,
+                            self.s.settings.client_body_timeout_seconds)
             spec = self.s.registry.route(inbound.action, inbound.version)
             caller = await self.s.auth.authenticate(inbound)
+            merge_form(inbound)  # V3: only now is its Content-Type known to be signed
+            admission = self.limits.admit(caller)  # this caller's QPS and concurrency (Throttling.User)
             route = self.s.shadow.route(spec, inbound, caller)
             if route.primary == "aliyun":
                 response = await self.s.shadow.answer_from_aliyun(spec, inbound, caller)
@@ -99,6 +105,8 @@ class Gateway:
             error = Err.INTERNAL_ERROR()
         finally:
             metrics.IN_FLIGHT.dec()
+            if admission is not None:
+                admission.release()
         if error is not None:
             response = self._error(error, inbound, request, spec.product if spec else "")
         if self.draining:

@@ -31,6 +31,15 @@ class CallerKey(BaseModel):
     security_token: SecretStr | None = None
 
 
+class CallerLimit(BaseModel):
+    """Per-AccessKeyId limits (proxy/limits.py); an unset field inherits the caller_qps/caller_concurrency default."""
+
+    model_config = {"extra": "forbid"}
+
+    qps: float | None = Field(None, gt=0)  # sustained requests a second; bursts of up to max(1, qps)
+    concurrency: int | None = Field(None, ge=1)  # requests of this caller being answered at once
+
+
 class KitRoutes(BaseModel):
     """AI Solution Kit resource paths, below the stage (the `-ml` ones are SageMaker-backed)."""
 
@@ -84,12 +93,23 @@ class Settings(BaseSettings):
     # caller authentication
     caller_keys: Annotated[dict[str, CallerKey], NoDecode] = {}
     timestamp_window_seconds: int = Field(900, ge=1)
-    nonce_cache_size: int = Field(200_000, ge=1)
+    # in-memory replay store: 20 B a nonce held 900 s; 2 M sustains 2 200 req/s (one replica: 450-800), 40 MB
+    nonce_cache_size: int = Field(2_000_000, ge=1)
+
+    # per-caller limits (proxy/limits.py): beyond them that caller alone gets Throttling.User; unset: none
+    caller_qps: float | None = Field(None, gt=0, description="default for every AccessKeyId")
+    caller_concurrency: int | None = Field(None, ge=1, description="default for every AccessKeyId")
+    caller_limits: dict[str, CallerLimit] = {}  # AccessKeyId -> its own limits, e.g. {"LTAI..": {"qps": 5}}
 
     # inbound limits
     max_body_bytes: int = Field(12 * MiB, ge=1024)
     max_inflight: int = Field(256, ge=1)
     max_heavy: int = Field(4, ge=1, description="matting and enlargements decoding full images at once")
+    # slow clients (nginx's defaults; proxy/connections.py): head complete after its first byte, whole body
+    # after the head (12 MiB in 60 s is 210 KB/s), idle keep-alive: above an ALB's 60 s idle timeout
+    client_header_timeout_seconds: float = Field(60.0, gt=0)
+    client_body_timeout_seconds: float = Field(60.0, gt=0)
+    keepalive_timeout_seconds: float = Field(75.0, gt=0)
 
     # images
     image_mode: Literal["fetch", "pass-url"] = "fetch"
@@ -310,6 +330,13 @@ class Settings(BaseSettings):
     def _s3_needs_bucket(self) -> Settings:
         if self.result_store == "s3" and not self.s3_bucket:
             raise ValueError("result_store is 's3' but s3_bucket (VISION_PROXY_S3_BUCKET) is not set")
+        return self
+
+    @model_validator(mode="after")
+    def _limits_name_known_callers(self) -> Settings:
+        unknown = sorted(set(self.caller_limits) - set(self.caller_keys))
+        if unknown:
+            raise ValueError(f"caller_limits names AccessKeyIds that are not in caller_keys: {', '.join(unknown)}")
         return self
 
     @model_validator(mode="after")

@@ -17,6 +17,7 @@ from aiohttp import web
 
 from proxy.app import SERVICES, Services, build_app
 from proxy.config import load_settings
+from proxy.connections import make_runner
 
 
 class LoopThread:
@@ -46,12 +47,13 @@ class LoopThread:
 class AppServer:
     """Serve an aiohttp Application on 127.0.0.1 (port chosen by the OS) in a LoopThread."""
 
-    def __init__(self, make_app: Callable[[], web.Application]) -> None:
+    def __init__(self, make_app: Callable[[], web.Application],
+                 runner_factory: Callable[..., web.AppRunner] = web.AppRunner) -> None:
         self.lt = LoopThread()
         self.runner: web.AppRunner | None = None
 
         async def start() -> int:
-            self.runner = web.AppRunner(make_app(), access_log=None, shutdown_timeout=1)
+            self.runner = runner_factory(make_app(), access_log=None, shutdown_timeout=1)
             await self.runner.setup()
             site = web.TCPSite(self.runner, "127.0.0.1", 0)
             await site.start()
@@ -72,7 +74,8 @@ class ProxyServer(AppServer):
 
     def __init__(self, **settings: Any) -> None:
         self.settings = load_settings(None, **settings)
-        super().__init__(lambda: build_app(self.settings))
+        super().__init__(lambda: build_app(self.settings),  # served as `vision-proxy serve` serves it
+                         lambda app, **kw: make_runner(app, self.settings, **kw))
 
     @property
     def services(self) -> Services:

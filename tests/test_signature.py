@@ -179,6 +179,10 @@ def test_v1_routes_by_its_signed_parameters_not_by_added_headers(proxy, images):
         "content-type": "application/x-www-form-urlencoded", "x-acs-action": "SegmentBody",
         "x-acs-version": "2019-12-30"})
     assert status == 200 and "Results" in json.loads(answer)["Data"]
+    params = _ocr_params(images, fmt="XML")
+    status, headers, answer = raw.request(proxy.port, body=urlencode(params).encode(), headers={
+        "content-type": "application/x-www-form-urlencoded", "x-acs-action": "RecognizeCharacter"})
+    assert status == 200 and headers["content-type"] == "text/xml;charset=utf-8"  # its signed Format
 
 
 def test_v3_signature_must_cover_routing_clock_and_nonce(proxy):
@@ -208,3 +212,34 @@ def test_non_ascii_signature_is_a_mismatch_not_a_crash(proxy, images, where):
         status, _, answer = raw.request(proxy.port, headers=headers)
         code = json.loads(answer)["Code"]
     assert (status, code) == (400, "SignatureDoesNotMatch")
+
+
+def _v3_then_add(proxy, add: dict[str, str], **sign: str) -> tuple[int, str]:
+    """Sign a V3 request, then add headers the signature does not cover (as anyone on the path could)."""
+    body = imagegen.text_image("PNG")
+    headers = raw.v3_headers(*GENERAL, host=proxy.endpoint, body=body, **sign)
+    status, _, answer = raw.request(proxy.port, headers={**headers, **add}, body=body)
+    return status, json.loads(answer)["Code"]
+
+
+def test_v3_sts_token_must_be_signed(proxy):
+    """The STS token is what makes a temporary key valid: an unsigned one could be swapped on the path."""
+    status, code = _v3_then_add(proxy, {"x-acs-security-token": "the-sts-token"}, key="STS.tempid",
+                                secret="tempsecret", content_type="application/octet-stream")
+    assert (status, code) == (400, "IncompleteSignature")
+    body = imagegen.text_image("PNG")
+    signed = raw.v3_headers(*GENERAL, host=proxy.endpoint, body=body, key="STS.tempid", secret="tempsecret",
+                            content_type="application/octet-stream", **{"x-acs-security-token": "the-sts-token"})
+    assert raw.request(proxy.port, headers=signed, body=body)[0] == 200
+
+
+@pytest.mark.parametrize("added", [{"x-acs-whatever": "1"}, {"X-Acs-Accesskey-Id": "testid"}])
+def test_v3_unsigned_acs_headers_are_refused(proxy, added):
+    status, code = _v3_then_add(proxy, added, content_type="application/octet-stream")
+    assert (status, code) == (400, "IncompleteSignature")
+
+
+def test_v3_unsigned_content_type_is_refused(proxy):
+    """Content-Type decides whether the body is read as form parameters or as the image itself."""
+    status, code = _v3_then_add(proxy, {"Content-Type": "application/x-www-form-urlencoded"})
+    assert (status, code) == (400, "IncompleteSignature")

@@ -34,6 +34,7 @@ METRICS = {
     "vision_proxy_jobs_finished", "vision_proxy_results_stored", "vision_proxy_results_cleaned",
     "vision_proxy_shadow_comparisons", "vision_proxy_shadow_drops", "vision_proxy_shadow_score",
     "vision_proxy_shadow_side_duration_seconds", "vision_proxy_nonce_store_errors",
+    "vision_proxy_nonce_store_fill_ratio", "vision_proxy_client_timeouts", "vision_proxy_caller_throttled",
 }
 SUFFIXES = ("_total", "_bucket", "_sum", "_count", "_created")
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import heapq
 import math
 import time
 from contextvars import ContextVar
@@ -23,6 +22,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from ..observability import metrics
 from .errors import Err
+from .nonce_memory import MemoryNonceStore
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -38,36 +38,6 @@ class NonceStore(Protocol):
     async def close(self) -> None:
         """Release connections; called once when the proxy stops."""
         ...
-
-
-class MemoryNonceStore:
-    """Bounded in-process store. When full of live nonces it refuses (fails closed) rather than forget."""
-
-    def __init__(self, max_entries: int) -> None:
-        self.max_entries = max_entries
-        self._until: dict[str, float] = {}
-        self._expiry: list[tuple[float, str]] = []
-
-    def __len__(self) -> int:
-        return len(self._until)
-
-    async def claim(self, key: str, until: float) -> bool:
-        self._purge(time.time())
-        if key in self._until:
-            return False
-        if len(self._until) >= self.max_entries:
-            raise Err.SERVICE_UNAVAILABLE()
-        self._until[key] = until
-        heapq.heappush(self._expiry, (until, key))
-        return True
-
-    async def close(self) -> None:
-        return None
-
-    def _purge(self, now: float) -> None:
-        while self._expiry and self._expiry[0][0] <= now:
-            _, key = heapq.heappop(self._expiry)
-            self._until.pop(key, None)
 
 
 # The stage a claim fails in, per task: connecting, or awaiting Redis's reply (both Redis or the network);

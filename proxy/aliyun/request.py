@@ -7,6 +7,7 @@ kept exactly as sent. Routing keys come from `x-acs-action`/`x-acs-version` (V3)
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import uuid
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from urllib.parse import parse_qsl, urlsplit
 from aiohttp import web
 from multidict import CIMultiDictProxy
 
+from ..connections import body_timed_out
 from .errors import Err, invalid
 
 FORM = "application/x-www-form-urlencoded"
@@ -40,6 +42,7 @@ class InboundRequest:
     query: list[tuple[str, str]] = field(default_factory=list)
     params: dict[str, str] = field(default_factory=dict)
     request_id: str = field(default_factory=new_request_id)
+    form_merged: bool = False
 
     @property
     def host(self) -> str:
@@ -74,8 +77,9 @@ class InboundRequest:
 
     @property
     def format(self) -> Format:
-        """V3 callers always get JSON; V1 gets XML when it asks or says nothing, as Aliyun does."""
-        if "x-acs-action" in self.headers:
+        """V3 callers always get JSON; V1 gets XML when it asks or says nothing, as Aliyun does (by its signed
+        `Format`: an x-acs-action header added to a V1 request is not signed and changes nothing)."""
+        if "x-acs-action" in self.headers and self.signature_kind != "v1":
             return "json"
         fmt = self.params.get("Format")
         return "xml" if fmt is None or fmt.upper() == "XML" else "json"
@@ -102,21 +106,36 @@ def begin(request: web.Request) -> InboundRequest:
     return inbound
 
 
-async def read_body(request: web.Request, inbound: InboundRequest, cap: int) -> None:
-    """Read (chunked or sized) with a cap, hashing while reading; then merge form parameters."""
+async def read_body(request: web.Request, inbound: InboundRequest, cap: int, timeout: float | None = None) -> None:
+    """Read (chunked or sized) with a cap and a deadline, hashing while reading; then merge form parameters
+    (V1). A body not complete `timeout` seconds after the head is answered 408 `Timeout` (a slow client)."""
     if request.content_length is not None and request.content_length > cap:
         raise Err.IMAGE_SIZE(f"the request body exceeds {cap} bytes")
     digest = hashlib.sha256()
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.content.iter_chunked(READ_CHUNK):
-        size += len(chunk)
-        if size > cap:
-            raise Err.IMAGE_SIZE(f"the request body exceeds {cap} bytes")
-        digest.update(chunk)
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(timeout):
+            async for chunk in request.content.iter_chunked(READ_CHUNK):
+                size += len(chunk)
+                if size > cap:
+                    raise Err.IMAGE_SIZE(f"the request body exceeds {cap} bytes")
+                digest.update(chunk)
+                chunks.append(chunk)
+    except TimeoutError:
+        raise body_timed_out(request) from None
     inbound.body = b"".join(chunks)
     inbound.body_sha256 = digest.hexdigest()
+    if inbound.signature_kind != "v3":  # V1 signs the parameters, form body included: needed to verify it
+        merge_form(inbound)
+
+
+def merge_form(inbound: InboundRequest) -> None:
+    """Add a form body's parameters (once). For V3 this runs after the signature is verified: Content-Type,
+    which decides whether the body is a form, is only trusted once it is known to be signed."""
+    if inbound.form_merged:
+        return
+    inbound.form_merged = True
     if inbound.content_type == FORM and inbound.body:
         try:
             text = inbound.body.decode("utf-8")

@@ -24,6 +24,11 @@ V3_ALGORITHM = "ACS3-HMAC-SHA256"
 # What a V3 signature must cover (both the Python and the Node SDKs sign these): otherwise routing, clock
 # and nonce could be changed under a valid signature.
 V3_MUST_SIGN = frozenset({"host", "x-acs-action", "x-acs-version", "x-acs-date", "x-acs-signature-nonce"})
+# Aliyun's V3 rule ("all common headers except Authorization, when present, must be signed"): every
+# x-acs-* header, Host and Content-Type that is sent must be named in SignedHeaders. The SDKs comply (Python
+# signs every header it sets, Node signs host, content-type and x-acs-*); an unsigned one could be added or
+# changed by anyone on the path (an STS token, the body's form/raw reading), so the proxy never acts on it.
+V3_SIGN_IF_PRESENT = ("host", "content-type")
 Headers = CIMultiDict[str] | CIMultiDictProxy[str]
 
 
@@ -69,6 +74,12 @@ def v3_sign(secret: str, string_to_sign: str) -> str:
 def _same(expected: str, given: str) -> bool:
     """Constant-time, and safe for any text a caller sends (compare_digest refuses non-ASCII str)."""
     return hmac.compare_digest(expected.encode(), given.encode())
+
+
+def _unsigned(headers: Headers, signed: set[str]) -> bool:
+    """Whether a header the proxy may act on (x-acs-*, Host, Content-Type) was sent but not signed."""
+    return any((name.startswith("x-acs-") or name in V3_SIGN_IF_PRESENT) and name not in signed
+               for name in (key.lower() for key in headers))
 
 
 def parse_timestamp(value: str) -> float:
@@ -130,7 +141,8 @@ class Authenticator:
             if not headers.get(name):
                 raise Err.INCOMPLETE_SIGNATURE()
         signed_headers = fields["SignedHeaders"].lower()
-        if not V3_MUST_SIGN.issubset(signed_headers.split(";")):
+        signed = set(signed_headers.split(";"))
+        if not V3_MUST_SIGN.issubset(signed) or _unsigned(headers, signed):
             raise Err.INCOMPLETE_SIGNATURE()
         key_id = fields["Credential"]
         key = self._key(key_id)

@@ -28,6 +28,10 @@ RESPONSE_BYTES = Histogram(f"{PREFIX}_response_bytes", "Response body size", ["p
                            buckets=SIZE_BUCKETS)
 SIGNATURE_REJECTIONS = Counter(f"{PREFIX}_signature_rejections", "Callers refused by authentication",
                                ["reason"])
+CLIENT_TIMEOUTS = Counter(f"{PREFIX}_client_timeouts", "Connections closed because the client was too slow or idle",
+                          ["phase"])  # header, body, keepalive
+CALLER_THROTTLED = Counter(f"{PREFIX}_caller_throttled", "Requests refused by a per-caller limit (Throttling.User)",
+                           ["limit"])  # qps, concurrency
 IMAGE_FETCH_FAILURES = Counter(f"{PREFIX}_image_fetch_failures", "Caller images refused or not fetched",
                                ["reason"])
 
@@ -43,6 +47,8 @@ NONCE_STORE_ERRORS = Counter(f"{PREFIX}_nonce_store_errors",
 NONCE_POOL_WAIT = Histogram(f"{PREFIX}_nonce_store_pool_wait_seconds",
                             "Time a request waited for a free Redis connection",
                             buckets=(0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
+NONCE_STORE_FILL = Gauge(f"{PREFIX}_nonce_store_fill_ratio",
+                         "In-memory replay store: nonces held / nonce_cache_size (at 1 every request is refused)")
 
 RESULTS_STORED = Counter(f"{PREFIX}_results_stored", "Result images stored", ["store"])
 RESULTS_CLEANED = Counter(f"{PREFIX}_results_cleaned", "Expired results and records deleted")
