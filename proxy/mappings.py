@@ -1,8 +1,11 @@
 """Load `mappings/<product>/<Action>.yaml` into typed action specs, and bind request parameters to them.
 
-A mapping is the contract of one Aliyun action: its parameters (exact casing, type, required, default,
-limits), its image source and limits, the kit route, and the converter that shapes the answer. A bad
-file stops start-up with the file and the field named.
+A mapping is the one place for an Aliyun action's facts: its parameters (exact casing, type, required,
+default, limits, and those accepted without effect, with the reason), its image source and limits, the
+kit route, the converter that shapes the answer, whether the answer is an async job and where result
+images are, how the shadow compares two answers, and the parameters an offline comparison sends. Code
+reads these from the spec and never keys on an action's name. A bad file stops start-up with the file
+and the field named.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from .aliyun.errors import Err, invalid, missing
+from .aliyun.errors import AliyunError, Err, invalid, missing
 
 ImageFormat = Literal["jpeg", "png", "bmp", "gif", "webp", "tiff"]
 TRUE, FALSE = "true", "false"
@@ -73,15 +76,57 @@ class ImageSpec(BaseModel):
     errors: dict[Literal["download", "format", "size", "resolution", "url"], str] = {}
 
 
+Family = Literal["ocr", "matting", "super_resolution"]
+KitRoute = Literal["ocr", "segmentation", "super_resolution"]
+
+
+class CompareSpec(BaseModel):
+    """How the shadow compares two answers of this action: by family, and for OCR where the lines are."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    family: Family
+    lines: Literal["text_rectangles", "prism_words"] | None = Field(
+        None, description="OCR only: Data.Results[] with TextRectangles (ocr 2019-12-30), or the "
+                          "prism_wordsInfo[] of Data's JSON string (ocr-api)")
+
+    @model_validator(mode="after")
+    def _lines_for_ocr_only(self) -> CompareSpec:
+        if (self.family == "ocr") != (self.lines is not None):
+            raise ValueError("lines is required for family ocr, and only for it")
+        return self
+
+
+class JobSpec(BaseModel):
+    """An asynchronous action: the answer carries only the JobId (its RequestId); `poll` reports the job."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    poll: str = Field(description="the action, at the same product and version, that returns the job's status")
+
+
+class OfflineSpec(BaseModel):
+    """`vision-proxy compare`: the parameters sent besides the image, set as an app typically would."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    params: dict[str, str] = {}
+    default: bool = False  # compared when `vision-proxy compare` is given no --actions
+
+
 class ActionSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     product: Literal["ocr", "ocr-api", "imageseg", "imageenhan", "viapi"]
     version: str
     action: str
-    kit_route: Literal["ocr", "segmentation", "super_resolution"] | None = None
+    kit_route: KitRoute | None = None
     converter: str
+    job: JobSpec | None = None
+    result_keys: list[str] = Field([], description="keys holding result-image URLs: in Data, or in a job's Result")
     shadow_safe: bool = False
+    compare: CompareSpec | None = None
+    offline: OfflineSpec = OfflineSpec()
     parameters: dict[str, ParamSpec] = {}
     image: ImageSpec | None = None
     notes: str = ""
@@ -90,6 +135,30 @@ class ActionSpec(BaseModel):
     def _image_param_declared(self) -> ActionSpec:
         if self.image and self.image.url_param not in self.parameters:
             raise ValueError(f"image.url_param {self.image.url_param!r} is not among parameters")
+        return self
+
+    @model_validator(mode="after")
+    def _comparable(self) -> ActionSpec:
+        if self.shadow_safe and self.compare is None:
+            raise ValueError("shadow_safe needs compare: a mirrored call must have a way to be compared")
+        if self.compare and self.compare.family != "ocr" and not self.result_keys:
+            raise ValueError(f"compare.family {self.compare.family} compares result images: name result_keys")
+        return self
+
+    @model_validator(mode="after")
+    def _offline_params_bind(self) -> ActionSpec:
+        for name, raw in self.offline.params.items():
+            if name not in self.parameters:
+                raise ValueError(f"offline.params: {name!r} is not among parameters")
+            try:
+                self.parameters[name].coerce(name, raw)
+            except AliyunError as exc:
+                raise ValueError(f"offline.params: {exc.message}") from None
+        if self.image:
+            unset = [n for n, p in self.parameters.items() if p.required and p.default is None
+                     and n != self.image.url_param and n not in self.offline.params]
+            if unset:
+                raise ValueError(f"offline.params must set the required parameters {unset}")
         return self
 
     def bind(self, params: dict[str, str]) -> dict[str, Any]:
@@ -158,4 +227,9 @@ def load(directory: Path, converters: dict[str, Converter]) -> Registry:
         if (path.parent.name, path.stem) != (spec.product, spec.action):
             raise MappingError(f"mappings/{where}: product/action: file must be {spec.product}/{spec.action}.yaml")
         specs.append(spec)
-    return Registry(specs)
+    registry = Registry(specs)
+    for spec in specs:
+        if spec.job and (spec.job.poll, spec.version) not in registry.specs:
+            raise MappingError(f"mappings/{spec.product}/{spec.action}.yaml: job.poll: no mapping for "
+                               f"{spec.job.poll} {spec.version}")
+    return registry

@@ -27,10 +27,6 @@ from .shadow.runner import Mirror
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
 CALLER = "offline"
-# Required parameters that carry no default in the mappings, set as an app typically would.
-ACTION_PARAMS = {"RecognizeCharacter": {"MinHeight": "10", "OutputProbability": "true"},
-                 "SegmentBody": {"ReturnForm": "mask"}, "SegmentCommonImage": {"ReturnForm": "mask"}}
-DEFAULT_ACTIONS = ("RecognizeGeneral",)
 
 
 def find_spec(registry: Registry, action: str) -> ActionSpec:
@@ -38,6 +34,13 @@ def find_spec(registry: Registry, action: str) -> ActionSpec:
         if name == action:
             return spec
     raise SystemExit(f"unknown action: {action}")
+
+
+def chosen_specs(registry: Registry, actions: list[str] | None) -> list[ActionSpec]:
+    """The named actions, or those whose mapping says `offline.default`."""
+    if actions:
+        return [find_spec(registry, a) for a in actions]
+    return sorted((s for s in registry.specs.values() if s.offline.default), key=lambda s: s.action)
 
 
 def _inbound(spec: ActionSpec, params: dict[str, str], image: bytes | None) -> InboundRequest:
@@ -51,7 +54,7 @@ def _inbound(spec: ActionSpec, params: dict[str, str], image: bytes | None) -> I
     return inbound
 
 
-async def compare_folder(settings: Settings, folder: Path, actions: list[str], url_prefix: str | None,
+async def compare_folder(settings: Settings, folder: Path, actions: list[str] | None, url_prefix: str | None,
                          aliyun_key: tuple[str, str], out: Path) -> Path:
     registry = build_registry(settings)
     services = await start_services(settings, registry)
@@ -60,12 +63,12 @@ async def compare_folder(settings: Settings, folder: Path, actions: list[str], u
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise SystemExit(f"no images in {folder}")
-    work = [(f, find_spec(registry, a)) for f in files for a in actions]
+    work = [(f, spec) for f in files for spec in chosen_specs(registry, actions)]
     try:
         for path, spec in tqdm(work, desc="comparing", unit="call"):
             image = path.read_bytes()
             assert spec.image is not None, f"{spec.action} takes no image"
-            params = dict(ACTION_PARAMS.get(spec.action, {}))
+            params = dict(spec.offline.params)
             raw = spec.image.raw_body  # ocr-api: the image itself as the body, as the SDKs send it
             if not raw:
                 if not url_prefix:

@@ -47,6 +47,13 @@ class Call:
     def settings(self) -> Settings:
         return self.backends.settings
 
+    @property
+    def kit_route(self) -> str:
+        """The kit route the mapping names for this action."""
+        if self.spec.kit_route is None:
+            raise RuntimeError(f"{self.spec.action} declares no kit_route")
+        return self.spec.kit_route
+
     async def image(self, need_pixels: bool = False) -> LoadedImage:
         """The action's image: from its URL parameter, or from the raw body where the action allows it."""
         spec = self.spec.image
@@ -78,6 +85,8 @@ class Call:
 
     async def submit(self, work: Work) -> dict[str, Any]:
         """Run `work` as an Aliyun async job: the RequestId is the JobId, the answer comes at once."""
+        if self.spec.job is None:  # the mapping says how the shadow follows the answer: it must agree
+            raise RuntimeError(f"{self.spec.action} runs a job but its mapping declares no job")
         await self.backends.jobs.submit(self.inbound.request_id, self.spec.action, work)
         return {"Message": SUBMITTED_MESSAGE}
 

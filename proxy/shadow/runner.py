@@ -27,7 +27,7 @@ from ..config import Settings
 from ..exchange import Exchange
 from ..images import ImageLoader
 from ..jobs import JobRunner
-from ..mappings import ActionSpec
+from ..mappings import ActionSpec, CompareSpec
 from ..observability import metrics
 from . import compare
 from .aliyun import AliyunClient, Answer, NoAliyunKey
@@ -36,7 +36,6 @@ from .records import Record, RecordStore
 log = structlog.get_logger("shadow")
 TERMINAL = {"PROCESS_SUCCESS", "PROCESS_FAILED", "TIMEOUT_FAILED", "LIMIT_RETRY_FAILED", "JOB_CANCELED"}
 POLL_SECONDS = 1.0
-URL_KEYS = ("ImageURL", "ImageUrl", "imageUrl", "Url", "ResultUrl", "resultUrl")
 
 AwsAnswer = Callable[[ActionSpec, InboundRequest], Awaitable[tuple[Answer, Call | None]]]
 
@@ -177,12 +176,13 @@ class Shadow:
             secondary_answer.seconds)
         aws_answer, aliyun_answer = (secondary_answer, m.primary_answer) if other_is_aws else \
             (m.primary_answer, secondary_answer)
-        aws = await self._finish_aws(aws_answer, call)
+        aws = await self._finish_aws(spec, aws_answer, call)
         aliyun = await self._finish_aliyun(spec, aliyun_answer, m.caller)
         primary, secondary = (aliyun, aws) if other_is_aws else (aws, aliyun)
         noise = await self._noise(m, primary) if self.settings.shadow_noise else None
-        thresholds = {**compare.thresholds_for(spec.action), **self.settings.shadow_thresholds.get(spec.action, {})}
-        scores, outcome = await asyncio.to_thread(_judge, spec.action, primary, secondary, thresholds, noise)
+        thresholds = {**compare.thresholds_for(spec.compare.family if spec.compare else None),
+                      **self.settings.shadow_thresholds.get(spec.action, {})}
+        scores, outcome = await asyncio.to_thread(_judge, spec.compare, primary, secondary, thresholds, noise)
         mode = mode or self.settings.shadow_mode
         self._report(m, mode, primary, secondary, scores, outcome, noise)
         return await self.store.add_async(Record.build(
@@ -191,11 +191,11 @@ class Shadow:
             secondary=(secondary.answer.status, secondary.body),
             latency_ms=(primary.answer.seconds * 1000, secondary.answer.seconds * 1000),
             noise=noise[0] if noise else None, thresholds=thresholds,
-            details={"request_id": m.inbound.request_id}), _images(call, primary, secondary))
+            details={"request_id": m.inbound.request_id}, compare=spec.compare), _images(call, primary, secondary))
 
-    async def _finish_aws(self, answer: Answer, call: Call | None) -> Side:
+    async def _finish_aws(self, spec: ActionSpec, answer: Answer, call: Call | None) -> Side:
         body = answer.json()
-        if _is_async(answer, body) and call is not None:
+        if _is_job(spec, answer, body) and call is not None:
             job_id = call.inbound.request_id
             while (data := await self.jobs.result(job_id))["Status"] not in TERMINAL:
                 await asyncio.sleep(POLL_SECONDS)
@@ -205,25 +205,24 @@ class Shadow:
 
     async def _finish_aliyun(self, spec: ActionSpec, answer: Answer, caller: str | None) -> Side:
         body = answer.json()
-        if _is_async(answer, body):
+        if spec.job and _is_job(spec, answer, body):
             if caller is None:
                 raise NoAliyunKey("")
             job_id = body["RequestId"]
             while True:
-                polled = await self.aliyun.call(spec.product, "GetAsyncJobResult", spec.version,
-                                                {"JobId": job_id}, caller)
+                polled = await self.aliyun.call(spec.product, spec.job.poll, spec.version, {"JobId": job_id}, caller)
                 body = polled.json()
                 if polled.status != 200 or (body or {}).get("Data", {}).get("Status") in TERMINAL:
                     break
                 await asyncio.sleep(POLL_SECONDS)
-        url = _result_url(body)
+        url = _result_url(spec, body)
         image = await self.images.download(url, self.settings.shadow_max_image_bytes) if url else None
         return Side(answer, body, image)
 
     async def _noise(self, m: Mirror, primary: Side) -> tuple[compare.Scores, Side] | None:
         """The primary asked again: how much it disagrees with itself (Diffy's noise floor). Not for async
         actions: a second AWS job would take a worker and a queue slot from real callers."""
-        if _is_async(m.primary_answer, m.primary_answer.json()):
+        if m.spec.job is not None:
             return None
         try:
             if m.primary == "aliyun":
@@ -231,10 +230,10 @@ class Shadow:
                     m.inbound, m.spec.product, m.caller, fresh=True), m.caller)
             else:
                 answer, call = await self.aws_answer(m.spec, replace(m.inbound, request_id=new_request_id()))
-                again = await self._finish_aws(answer, call)
+                again = await self._finish_aws(m.spec, answer, call)
         except (NoAliyunKey, AliyunError, OSError, aiohttp.ClientError):
             return None
-        scores = await asyncio.to_thread(_scores, m.spec.action, primary, again)
+        scores = await asyncio.to_thread(_scores, m.spec.compare, primary, again)
         return (scores, again) if scores else None
 
     def _report(self, m: Mirror, mode: str, primary: Side, secondary: Side, scores: compare.Scores | None,
@@ -251,11 +250,13 @@ class Shadow:
                  secondary_ms=round(secondary.answer.seconds * 1000, 1))
 
 
-def _is_async(answer: Answer, body: Any) -> bool:
-    return answer.status == 200 and isinstance(body, dict) and "Data" not in body and "Message" in body
+def _is_job(spec: ActionSpec, answer: Answer, body: Any) -> bool:
+    """The answer accepted a job (the mapping says the action is async, and the call did not fail)."""
+    return spec.job is not None and answer.status == 200 and isinstance(body, dict) and "Code" not in body
 
 
-def _result_url(body: Any) -> str | None:
+def _result_url(spec: ActionSpec, body: Any) -> str | None:
+    """The result image's URL, under the mapping's result_keys: in Data, or in a job's Result."""
     data = body.get("Data") if isinstance(body, dict) else None
     if isinstance(data, dict) and isinstance(data.get("Result"), str):
         try:
@@ -264,13 +265,14 @@ def _result_url(body: Any) -> str | None:
             return None
     if not isinstance(data, dict):
         return None
-    return next((data[k] for k in URL_KEYS if isinstance(data.get(k), str)), None)
+    return next((data[k] for k in spec.result_keys if isinstance(data.get(k), str)), None)
 
 
-def _scores(action: str, primary: Side, secondary: Side) -> compare.Scores | None:
-    family = compare.family_of(action)
-    if family == "ocr":
-        return compare.compare_ocr(compare.ocr_lines(action, primary.body), compare.ocr_lines(action, secondary.body))
+def _scores(spec: CompareSpec | None, primary: Side, secondary: Side) -> compare.Scores | None:
+    family = spec.family if spec else None
+    if spec and family == "ocr":
+        return compare.compare_ocr(compare.ocr_lines(spec.lines, primary.body),
+                                   compare.ocr_lines(spec.lines, secondary.body))
     if primary.image is None or secondary.image is None:
         return None
     if family == "matting":
@@ -280,12 +282,12 @@ def _scores(action: str, primary: Side, secondary: Side) -> compare.Scores | Non
     return None
 
 
-def _judge(action: str, primary: Side, secondary: Side, thresholds: dict[str, dict[str, float]],
+def _judge(spec: CompareSpec | None, primary: Side, secondary: Side, thresholds: dict[str, dict[str, float]],
            noise: tuple[compare.Scores, Side] | None) -> tuple[compare.Scores | None, compare.Outcome]:
     failed = compare.error_outcome(primary.answer.status, primary.body, secondary.answer.status, secondary.body)
     if failed is not None:
         return None, failed
-    scores = _scores(action, primary, secondary)
+    scores = _scores(spec, primary, secondary)
     if scores is None:
         return None, compare.Outcome("error", ["no_result"], reasons=["a side gave no comparable result"])
     outcome = compare.evaluate(scores, thresholds)
