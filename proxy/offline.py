@@ -19,11 +19,11 @@ from .aliyun.errors import AliyunError
 from .aliyun.request import InboundRequest
 from .app import build_registry, start_services, stop_services
 from .config import Settings
+from .exchange import Exchange
 from .mappings import ActionSpec, Registry
 from .shadow.aliyun import Answer, NoAliyunKey
 from .shadow.records import STORE_SUBDIR
 from .shadow.report import write_report
-from .shadow.runner import Mirror
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
 CALLER = "offline"
@@ -58,8 +58,8 @@ async def compare_folder(settings: Settings, folder: Path, actions: list[str] | 
                          aliyun_key: tuple[str, str], out: Path) -> Path:
     registry = build_registry(settings)
     services = await start_services(settings, registry)
-    shadow = services.shadow
-    shadow.aliyun.keys[CALLER] = aliyun_key
+    aliyun = services.mirror.aliyun
+    aliyun.keys[CALLER] = aliyun_key
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise SystemExit(f"no images in {folder}")
@@ -75,12 +75,13 @@ async def compare_folder(settings: Settings, folder: Path, actions: list[str] | 
                     raise SystemExit(f"{spec.action} needs --url-prefix: Aliyun fetches its images itself")
                 params[spec.image.url_param] = url_prefix.rstrip("/") + "/" + path.name
             try:
-                answer = await shadow.aliyun.call(spec.product, spec.action, spec.version, params, CALLER,
-                                                  image if raw else None)
+                answer = await aliyun.call(spec.product, spec.action, spec.version, params, CALLER,
+                                           image if raw else None)
             except (NoAliyunKey, AliyunError, OSError) as exc:
                 answer = Answer(599, str(exc).encode(), "text/plain", 0.0)
-            mirror = Mirror(spec, _inbound(spec, params, image if raw else None), CALLER, "aliyun", answer, None)
-            await shadow.run(mirror, mode="offline")
+            first = Exchange(_inbound(spec, params, image if raw else None), spec, CALLER, answer.status, answer.body,
+                             answer.content_type, None, None, answer.seconds, primary="aliyun", mirror=True)
+            await services.mirror.run(first, mode="offline")
     finally:
         await stop_services(services)
     return write_report(Path(settings.data_dir) / STORE_SUBDIR, out)

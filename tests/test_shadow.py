@@ -181,7 +181,7 @@ def test_queue_overflow_drops_and_counts(aliyun, fresh, images, tmp_path):
             t.start()
         for t in threads:
             t.join(60)
-        assert proxy.services.shadow.queue.qsize() <= 1
+        assert proxy.services.mirror.queue.qsize() <= 1
     finally:
         proxy.close()
     assert metric("vision_proxy_shadow_drops_total", reason="queue_full") - before >= 2

@@ -1,27 +1,24 @@
-"""Shadow traffic: choose who answers (Aliyun or AWS), mirror a sample to the other side in the background,
-compare the two answers by meaning, and report (metrics, a log event, the record store).
+"""The shadow mirror, a side-car observer: a sampled call's answer goes to the other side too, in the
+background; both answers are compared by meaning and reported (metrics, a log event, the record store).
 
-The caller's answer never waits for the mirror: mirroring is an observer that enqueues, with a bounded
-queue and worker pool, its own timeout, and every drop counted by reason. Async jobs are followed to
-completion on both sides before comparing; result images are downloaded (Aliyun) or taken as made (AWS).
+The caller's answer never waits for the mirror: observing only enqueues, with a bounded queue and worker
+pool, its own timeout, and every drop counted by reason. Async jobs are followed to completion on both
+sides before comparing; result images are downloaded (Aliyun) or taken as made (AWS). Who answers the
+caller is decided on the request path (proxy/sides.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import random
-import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
 import aiohttp
 import structlog
-from aiohttp import web
 
-from ..actions.call import Call
-from ..aliyun.errors import AliyunError, Err
+from ..aliyun.errors import AliyunError
 from ..aliyun.request import InboundRequest, new_request_id
 from ..config import Settings
 from ..exchange import Exchange
@@ -29,24 +26,19 @@ from ..images import ImageLoader
 from ..jobs import JobRunner
 from ..mappings import ActionSpec, CompareSpec
 from ..observability import metrics
-from . import compare
-from .aliyun import AliyunClient, Answer, NoAliyunKey
-from .records import Record, RecordStore
+from ..shadow import compare
+from ..shadow.aliyun import AliyunClient, Answer, NoAliyunKey
+from ..shadow.records import Record, RecordStore
 
 log = structlog.get_logger("shadow")
 TERMINAL = {"PROCESS_SUCCESS", "PROCESS_FAILED", "TIMEOUT_FAILED", "LIMIT_RETRY_FAILED", "JOB_CANCELED"}
 POLL_SECONDS = 1.0
 
-AwsAnswer = Callable[[ActionSpec, InboundRequest], Awaitable[tuple[Answer, Call | None]]]
+AwsAnswer = Callable[[ActionSpec, InboundRequest], Awaitable[Exchange]]
+"""The AWS side asked directly (not through the gateway): its answer in JSON, as an Exchange."""
 
 
-@dataclass
-class Route:
-    primary: str  # "aws" or "aliyun"
-    mirror: bool
-
-
-@dataclass
+@dataclass(frozen=True)
 class Side:
     """One side's final answer (after following an async job) and the result image it points to."""
 
@@ -55,25 +47,11 @@ class Side:
     image: bytes | None = None
 
 
-@dataclass
+def answer_of(ex: Exchange) -> Answer:
+    return Answer(ex.status, ex.body, ex.content_type, ex.seconds)
+
+
 class Mirror:
-    spec: ActionSpec
-    inbound: InboundRequest
-    caller: str | None
-    primary: str
-    primary_answer: Answer
-    call: Call | None
-
-
-def _sampled(settings: Settings, caller: str | None) -> bool:
-    if settings.shadow_sample >= 1:
-        return True
-    if settings.shadow_sample_by == "access-key" and caller:  # the same callers every time (GoReplay's hash)
-        return zlib.crc32(caller.encode()) % 10_000 < settings.shadow_sample * 10_000
-    return random.random() < settings.shadow_sample
-
-
-class Shadow:
     def __init__(self, settings: Settings, aliyun: AliyunClient, store: RecordStore, images: ImageLoader,
                  jobs: JobRunner, aws_answer: AwsAnswer) -> None:
         self.settings = settings
@@ -82,15 +60,11 @@ class Shadow:
         self.images = images
         self.jobs = jobs
         self.aws_answer = aws_answer
-        self.queue: asyncio.Queue[Mirror] = asyncio.Queue(settings.shadow_queue_size)
+        self.queue: asyncio.Queue[Exchange] = asyncio.Queue(settings.shadow_queue_size)
         self._workers: list[asyncio.Task[None]] = []
 
-    @property
-    def enabled(self) -> bool:
-        return self.settings.shadow_mode != "aws"
-
     def start(self) -> None:
-        if self.enabled:
+        if self.settings.shadow_mode != "aws":
             self._workers = [asyncio.create_task(self._work(), name=f"shadow-{i}")
                              for i in range(self.settings.shadow_concurrency)]
 
@@ -99,109 +73,73 @@ class Shadow:
             task.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)
 
-    # ---- on the request path: who answers, and whether to mirror
-
-    def route(self, spec: ActionSpec, inbound: InboundRequest, caller: str | None) -> Route:
-        mode = self.settings.shadow_mode
-        if mode == "aws":
-            return Route("aws", False)
-        forwardable = self.aliyun.can_forward(inbound, caller)
-        if not forwardable:
-            self._drop("no_aliyun_key")
-        primary = "aliyun" if mode == "shadow" and forwardable else "aws"
-        chosen = self.settings.shadow_actions
-        eligible = spec.shadow_safe and (not chosen or spec.action in chosen)
-        if not (eligible and forwardable):
-            return Route(primary, False)
-        if len(inbound.body) > self.settings.shadow_max_body_bytes:
-            self._drop("too_large")
-            return Route(primary, False)
-        if not _sampled(self.settings, caller):
-            self._drop("sampled_out")
-            return Route(primary, False)
-        return Route(primary, True)
-
-    async def answer_from_aliyun(self, spec: ActionSpec, inbound: InboundRequest, caller: str | None) -> web.Response:
-        """Aliyun's answer, passed to the caller unchanged."""
-        try:  # the caller waits on this one: the kit's timeout, not the background one
-            answer = await self.aliyun.forward(inbound, spec.product, caller, timeout=self.settings.kit_timeout_seconds)
-        except (TimeoutError, OSError, aiohttp.ClientError, NoAliyunKey) as exc:
-            log.warning("shadow.aliyun_unreachable", error=type(exc).__name__)
-            raise Err.SERVICE_UNAVAILABLE() from None
-        metrics.SHADOW_SECONDS.labels(spec.action, "aliyun").observe(answer.seconds)
-        return web.Response(status=answer.status, body=answer.body,
-                            headers={"Content-Type": answer.content_type or "application/json;charset=utf-8"})
-
     def observe(self, ex: Exchange) -> None:
-        """The observer: enqueue a mirror, or drop it (counted) when the queue is full."""
-        if not (ex.mirror and ex.spec and ex.inbound):
+        """The observer: enqueue a chosen, answered call, or drop it (counted) when the queue is full."""
+        if not (ex.mirror and ex.spec and ex.inbound and ex.code is None):
             return
-        body = ex.response.body if isinstance(ex.response.body, bytes) else b""
-        mirror = Mirror(ex.spec, ex.inbound, ex.caller, ex.primary,
-                        Answer(ex.response.status, body, ex.response.content_type, ex.seconds), ex.call)
         try:
-            self.queue.put_nowait(mirror)
+            self.queue.put_nowait(ex)
         except asyncio.QueueFull:
-            self._drop("queue_full")
-
-    def _drop(self, reason: str) -> None:
-        metrics.SHADOW_DROPS.labels(reason).inc()
-
-    # ---- in the background
+            _drop("queue_full")
 
     async def _work(self) -> None:
         while True:
-            mirror = await self.queue.get()
+            ex = await self.queue.get()
             try:
                 async with asyncio.timeout(self.settings.shadow_timeout_seconds):
-                    await self.run(mirror)
+                    await self.run(ex)
             except TimeoutError:
-                self._drop("timeout")
+                _drop("timeout")
             except Exception:
-                log.exception("shadow.failed", action=mirror.spec.action)
-                self._drop("failed")
+                log.exception("shadow.failed", action=ex.spec.action if ex.spec else None)
+                _drop("failed")
             finally:
                 self.queue.task_done()
 
-    async def run(self, m: Mirror, mode: str | None = None) -> Record:
+    async def run(self, first: Exchange, mode: str | None = None) -> Record:
         """Get the other side, follow async jobs, download results, score, and record."""
-        spec = m.spec
-        other_is_aws = m.primary == "aliyun"
-        call = m.call
-        if other_is_aws:
-            secondary_answer, call = await self.aws_answer(spec, replace(m.inbound, request_id=new_request_id()))
+        spec, inbound = first.spec, first.inbound
+        assert spec is not None and inbound is not None, "only routed calls are mirrored"
+        if first.primary == "aliyun":
+            aws_ex = await self.aws_answer(spec, replace(inbound, request_id=new_request_id()))
+            secondary_answer = answer_of(aws_ex)
         else:
-            secondary_answer = await self.aliyun.forward(m.inbound, spec.product, m.caller)
-        metrics.SHADOW_SECONDS.labels(spec.action, "aws" if other_is_aws else "aliyun").observe(
+            aws_ex = first
+            secondary_answer = await self.aliyun.forward(inbound, spec.product, first.caller)
+        metrics.SHADOW_SECONDS.labels(spec.action, "aws" if first.primary == "aliyun" else "aliyun").observe(
             secondary_answer.seconds)
-        aws_answer, aliyun_answer = (secondary_answer, m.primary_answer) if other_is_aws else \
-            (m.primary_answer, secondary_answer)
-        aws = await self._finish_aws(spec, aws_answer, call)
-        aliyun = await self._finish_aliyun(spec, aliyun_answer, m.caller)
-        primary, secondary = (aliyun, aws) if other_is_aws else (aws, aliyun)
-        noise = await self._noise(m, primary) if self.settings.shadow_noise else None
+        aliyun_answer = answer_of(first) if first.primary == "aliyun" else secondary_answer
+        aws = await self._finish_aws(spec, aws_ex)
+        aliyun = await self._finish_aliyun(spec, aliyun_answer, first.caller)
+        primary, secondary = (aliyun, aws) if first.primary == "aliyun" else (aws, aliyun)
+        noise = await self._noise(first, primary) if self.settings.shadow_noise else None
         thresholds = {**compare.thresholds_for(spec.compare.family if spec.compare else None),
                       **self.settings.shadow_thresholds.get(spec.action, {})}
         scores, outcome = await asyncio.to_thread(_judge, spec.compare, primary, secondary, thresholds, noise)
         mode = mode or self.settings.shadow_mode
-        self._report(m, mode, primary, secondary, scores, outcome, noise)
+        self._report(first, mode, primary, secondary, scores, outcome, noise)
+        images = {"primary": primary.image, "secondary": secondary.image, "input": aws_ex.input_image}
         return await self.store.add_async(Record.build(
             action=spec.action, product=spec.product, mode=mode, outcome=outcome,
             scores=scores, primary=(primary.answer.status, primary.body),
             secondary=(secondary.answer.status, secondary.body),
             latency_ms=(primary.answer.seconds * 1000, secondary.answer.seconds * 1000),
             noise=noise[0] if noise else None, thresholds=thresholds,
-            details={"request_id": m.inbound.request_id}, compare=spec.compare), _images(call, primary, secondary))
+            details={"request_id": inbound.request_id}, compare=spec.compare),
+            {k: v for k, v in images.items() if v})
 
-    async def _finish_aws(self, spec: ActionSpec, answer: Answer, call: Call | None) -> Side:
+    async def _finish_aws(self, spec: ActionSpec, ex: Exchange) -> Side:
+        answer = answer_of(ex)
         body = answer.json()
-        if _is_job(spec, answer, body) and call is not None:
-            job_id = call.inbound.request_id
+        images = ex.result_images
+        if _is_job(spec, answer, body) and ex.inbound is not None:
+            job_id = ex.inbound.request_id
             while (data := await self.jobs.result(job_id))["Status"] not in TERMINAL:
                 await asyncio.sleep(POLL_SECONDS)
             body = {"RequestId": body.get("RequestId"), "Data": data}
-        image = call.stored[-1] if call and call.stored else None
-        return Side(answer, body, image)
+            if ex.job_images is not None and ex.job_images.done():
+                images = ex.job_images.result()
+        return Side(answer, body, images[-1] if images else None)
 
     async def _finish_aliyun(self, spec: ActionSpec, answer: Answer, caller: str | None) -> Side:
         body = answer.json()
@@ -219,35 +157,41 @@ class Shadow:
         image = await self.images.download(url, self.settings.shadow_max_image_bytes) if url else None
         return Side(answer, body, image)
 
-    async def _noise(self, m: Mirror, primary: Side) -> tuple[compare.Scores, Side] | None:
+    async def _noise(self, first: Exchange, primary: Side) -> tuple[compare.Scores, Side] | None:
         """The primary asked again: how much it disagrees with itself (Diffy's noise floor). Not for async
         actions: a second AWS job would take a worker and a queue slot from real callers."""
-        if m.spec.job is not None:
+        spec, inbound = first.spec, first.inbound
+        assert spec is not None and inbound is not None
+        if spec.job is not None:
             return None
         try:
-            if m.primary == "aliyun":
-                again = await self._finish_aliyun(m.spec, await self.aliyun.forward(
-                    m.inbound, m.spec.product, m.caller, fresh=True), m.caller)
+            if first.primary == "aliyun":
+                again = await self._finish_aliyun(spec, await self.aliyun.forward(
+                    inbound, spec.product, first.caller, fresh=True), first.caller)
             else:
-                answer, call = await self.aws_answer(m.spec, replace(m.inbound, request_id=new_request_id()))
-                again = await self._finish_aws(m.spec, answer, call)
+                again = await self._finish_aws(spec, await self.aws_answer(
+                    spec, replace(inbound, request_id=new_request_id())))
         except (NoAliyunKey, AliyunError, OSError, aiohttp.ClientError):
             return None
-        scores = await asyncio.to_thread(_scores, m.spec.compare, primary, again)
+        scores = await asyncio.to_thread(_scores, spec.compare, primary, again)
         return (scores, again) if scores else None
 
-    def _report(self, m: Mirror, mode: str, primary: Side, secondary: Side, scores: compare.Scores | None,
+    def _report(self, first: Exchange, mode: str, primary: Side, secondary: Side, scores: compare.Scores | None,
                 outcome: compare.Outcome, noise: tuple[compare.Scores, Side] | None) -> None:
-        action = m.spec.action
+        action = first.spec.action if first.spec else ""
         metrics.SHADOW_COMPARISONS.labels(action, outcome.outcome).inc()
         for name, value in (scores.metrics.items() if scores else ()):
             if value is not None:
                 metrics.SHADOW_SCORES.labels(action, name).observe(value)
-        log.info("shadow.compared", request_id=m.inbound.request_id, action=action, mode=mode,
-                 outcome=outcome.outcome, failed=outcome.failed,
+        log.info("shadow.compared", request_id=first.inbound.request_id if first.inbound else None, action=action,
+                 mode=mode, outcome=outcome.outcome, failed=outcome.failed,
                  scores={k: round(v, 4) for k, v in (scores.metrics.items() if scores else ()) if v is not None},
                  noise=bool(noise), primary_ms=round(primary.answer.seconds * 1000, 1),
                  secondary_ms=round(secondary.answer.seconds * 1000, 1))
+
+
+def _drop(reason: str) -> None:
+    metrics.SHADOW_DROPS.labels(reason).inc()
 
 
 def _is_job(spec: ActionSpec, answer: Answer, body: Any) -> bool:
@@ -294,10 +238,3 @@ def _judge(spec: CompareSpec | None, primary: Side, secondary: Side, thresholds:
     if noise is not None:
         outcome = compare.apply_noise_floor(outcome, thresholds, noise[0], scores)
     return scores, outcome
-
-
-def _images(call: Call | None, primary: Side, secondary: Side) -> dict[str, bytes]:
-    images = {"primary": primary.image, "secondary": secondary.image,
-              "input": call.loaded.data if call and call.loaded else None}
-    return {k: v for k, v in images.items() if v}
-
