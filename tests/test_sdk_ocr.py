@@ -97,6 +97,25 @@ def test_ocr_api_basic_and_advanced_accept_their_options(proxy, images):
         assert_lines_found([w["word"] for w in json.loads(resp.body.data)["prism_wordsInfo"]])
 
 
+@pytest.mark.parametrize("source", ["url", "body"])
+def test_ocr_api_recognize_handwriting(proxy, images, source):
+    """Added by its mapping file alone: the same prism answer as RecognizeGeneral, its options accepted."""
+    client = sdk.ocr_api(proxy.endpoint)
+    options = {"output_char_info": True, "need_rotate": True, "output_table": True, "need_sort_page": True,
+               "paragraph": True}
+    if source == "url":
+        request = api_models.RecognizeHandwritingRequest(url=f"{images.url}/text.png", **options)
+    else:
+        request = api_models.RecognizeHandwritingRequest(body=io.BytesIO(imagegen.text_image("PNG")), **options)
+    resp = client.recognize_handwriting(request)
+    assert resp.status_code == 200 and isinstance(resp.body.data, str)
+    data = json.loads(resp.body.data)
+    words = data["prism_wordsInfo"]
+    assert_lines_found([w["word"] for w in words])
+    assert data["prism_wnum"] == len(words) and data["content"] == "".join(f"{w['word']} " for w in words)
+    assert (data["width"], data["height"]) == imagegen.SIZE
+
+
 def test_legacy_core_sdk_v1(proxy, images):
     body = sdk.legacy_recognize_character(f"{images.url}/text.png", proxy.endpoint)
     assert_lines_found([r["Text"] for r in body["Data"]["Results"]])

@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 import requests
@@ -23,10 +24,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from proxy.shadow.records import STORE_SUBDIR, RecordStore
 from proxy.shadow.report import write_report
-from tests import imagegen, sdk
+from tests import imagegen, raw, sdk
 from tests.conftest import CALLER_KEYS
 from tests.fake_aliyun import ALIYUN_KEY, FakeAliyun
-from tests.harness import AppServer, ProxyServer
+from tests.harness import AppServer, ProxyServer, mapped
 
 PRODUCTS = ("ocr", "ocr-api", "imageseg", "imageenhan")
 
@@ -95,6 +96,25 @@ def test_caller_gets_aliyuns_answer_and_the_comparison_lands_everywhere(shadowed
     assert metric("vision_proxy_shadow_score_count", action="RecognizeCharacter", metric="f1") >= 1
     logged = capfd.readouterr().out
     assert "shadow.compared" in logged and "testsecret" not in logged
+
+
+OCR_MAPPINGS = mapped(lambda s: s.shadow_safe and s.compare is not None and s.compare.family == "ocr")
+
+
+@pytest.mark.parametrize("spec", OCR_MAPPINGS, ids=lambda s: f"{s.product}/{s.action}")
+def test_every_ocr_mapping_is_mirrored_and_compared(shadowed, fresh, images, spec):
+    """Read from the mappings, not a list: a new OCR mapping is compared (and tested) with no edit here.
+    A V3 call signed as the SDKs sign it, with the mapping's own offline parameters."""
+    seen = len(RecordStore(Path(shadowed.settings.data_dir) / STORE_SUBDIR))
+    assert spec.image is not None
+    query = {spec.image.url_param: f"{images.url}/text.png", **spec.offline.params}
+    headers = raw.v3_headers(spec.action, spec.version, host=shadowed.endpoint, query=query)
+    status, _, answer = raw.request(shadowed.port, target="/?" + urlencode(query), headers=headers)
+    assert status == 200, answer
+    assert fresh.received[-1]["action"] == spec.action and fresh.received[-1]["verdict"] == "ok"
+    record = wait_for_records(shadowed, seen + 1)[-1]
+    assert (record.action, record.family, record.outcome) == (spec.action, "ocr", "matched"), record.details
+    assert record.scores["f1"] == 1.0
 
 
 def test_v1_goes_to_aliyun_byte_for_byte(shadowed, fresh, images):
