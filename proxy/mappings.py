@@ -10,6 +10,7 @@ and the field named.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Literal
@@ -23,10 +24,19 @@ ImageFormat = Literal["jpeg", "png", "bmp", "gif", "webp", "tiff"]
 TRUE, FALSE = "true", "false"
 
 
+class ServedSpec(BaseModel):
+    """The allowed values the kit can honour; another allowed value is refused (ocr-api's invalidInputParameter)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    values: list[Any]
+    why: str = Field(description="why the other values are refused, told to the caller")
+
+
 class ParamSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    type: Literal["string", "integer", "number", "boolean"] = "string"
+    type: Literal["string", "integer", "number", "boolean", "object"] = "string"  # object: a JSON object string
     required: bool = False
     default: Any = None
     minimum: float | None = None
@@ -34,6 +44,13 @@ class ParamSpec(BaseModel):
     enum: list[Any] | None = None
     max_length: int | None = None
     ignored: str | None = Field(None, description="accepted but not honoured by the kit: why")
+    served: ServedSpec | None = None
+
+    @model_validator(mode="after")
+    def _served_within_enum(self) -> ParamSpec:
+        if self.served and self.enum is not None and not set(self.served.values) <= set(self.enum):
+            raise ValueError(f"served values {self.served.values} are not all in enum")
+        return self
 
     def coerce(self, name: str, raw: str) -> Any:
         """Booleans case-insensitively, integers and numbers from strings, then the limits."""
@@ -42,6 +59,13 @@ class ParamSpec(BaseModel):
             if raw.lower() not in (TRUE, FALSE):
                 raise invalid(name, "Expected true or false.")
             value = raw.lower() == TRUE
+        elif self.type == "object":  # the SDKs send a structure as its JSON text ("shrink" style)
+            try:
+                value = json.loads(raw)
+            except ValueError:
+                raise invalid(name, "Expected a JSON object.") from None
+            if not isinstance(value, dict):
+                raise invalid(name, "Expected a JSON object.")
         elif self.type in ("integer", "number"):
             try:
                 value = int(raw) if self.type == "integer" else float(raw)
@@ -57,6 +81,10 @@ class ParamSpec(BaseModel):
                 raise invalid(name, f"The maximum length is {self.max_length}.")
         if self.enum is not None and value not in self.enum:
             raise invalid(name, f"Allowed values: {', '.join(map(str, self.enum))}.")
+        if self.served is not None and value not in self.served.values:
+            served = ", ".join(map(str, self.served.values))
+            raise Err.INPUT_NOT_SERVED(f"{name}={value} is not supported by this service ({served} are): "
+                                       f"{self.served.why}")
         return value
 
 
@@ -86,9 +114,10 @@ class CompareSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     family: Family
-    lines: Literal["text_rectangles", "prism_words"] | None = Field(
-        None, description="OCR only: Data.Results[] with TextRectangles (ocr 2019-12-30), or the "
-                          "prism_wordsInfo[] of Data's JSON string (ocr-api)")
+    lines: Literal["text_rectangles", "prism_words", "all_text_blocks"] | None = Field(
+        None, description="OCR only: Data.Results[] with TextRectangles (ocr 2019-12-30), the "
+                          "prism_wordsInfo[] of Data's JSON string (ocr-api), or RecognizeAllText's "
+                          "Data.SubImages[].BlockInfo.BlockDetails[]")
 
     @model_validator(mode="after")
     def _lines_for_ocr_only(self) -> CompareSpec:

@@ -57,7 +57,8 @@ def ocr_lines(lines: str | None, body: Mapping[str, Any]) -> list[Line]:
       TextRectangles (a rotated rect);
     - prism_words (ocr-api Recognize*): Data is a JSON string whose prism_wordsInfo[] has word, prob
       (0..100) and pos (4 corners in image coordinates; x/y/width/height/angle are the same box,
-      rounded, so pos is used).
+      rounded, so pos is used);
+    - all_text_blocks (ocr-api RecognizeAllText): see _all_text_blocks.
     """
     data: Any = body.get("Data", body)
     if lines == "text_rectangles":
@@ -87,7 +88,30 @@ def ocr_lines(lines: str | None, body: Mapping[str, Any]) -> list[Line]:
             prob = word.get("prob")
             found.append(_line(word.get("word"), None if prob is None else _num(prob) / 100, corners))
         return found
+    if lines == "all_text_blocks":
+        return _all_text_blocks(data)
     raise ValueError(f"not an OCR answer shape: {lines!r}")
+
+
+def _all_text_blocks(data: Any) -> list[Line]:
+    """ocr-api RecognizeAllText: Data.SubImages[].BlockInfo.BlockDetails[] with BlockContent, BlockConfidence
+    (0..100) and, when the caller asked for OutputCoordinate, BlockPoints (4 corners) or BlockRect (centre,
+    sides) turned by BlockAngle. Without coordinates a block has no place (a zero box)."""
+    found = []
+    for sub in (data or {}).get("SubImages") or []:
+        for block in (sub.get("BlockInfo") or {}).get("BlockDetails") or []:
+            points, rect = block.get("BlockPoints") or [], block.get("BlockRect")
+            if len(points) == 4:
+                corners = [(_num(p["X"]), _num(p["Y"])) for p in points]
+            elif rect:
+                w, h = _num(rect.get("Width", 0)), _num(rect.get("Height", 0))
+                left, top = _num(rect.get("CenterX", 0)) - w / 2, _num(rect.get("CenterY", 0)) - h / 2
+                corners = rotated_rect_corners(left, top, w, h, _num(block.get("BlockAngle", 0)))
+            else:
+                corners = [(0.0, 0.0)] * 4
+            conf = block.get("BlockConfidence")
+            found.append(_line(block.get("BlockContent"), None if conf is None else _num(conf) / 100, corners))
+    return found
 
 
 def normalise_text(text: str) -> str:
