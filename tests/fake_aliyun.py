@@ -109,6 +109,8 @@ class FakeAliyun:
             return {"RequestId": request_id, "Data": {"Results": self._characters()}}
         if compare.lines == "prism_words":
             return {"RequestId": request_id, "Data": json.dumps(self._prism(), ensure_ascii=False)}
+        if compare.lines == "all_text_blocks":
+            return {"RequestId": request_id, "Data": self._all_text(inbound.params.get("OutputCoordinate"))}
         assert compare.family == "matting", f"the fake answers no {compare.family} action"
         url = self._publish(self._matte())
         if spec.job:
@@ -146,6 +148,23 @@ class FakeAliyun:
         w, h = imagegen.SIZE
         return {"content": "".join(f"{t} " for t, _ in self._lines()), "height": h, "width": w, "orgHeight": h,
                 "orgWidth": w, "prism_version": "1.0.9", "prism_wnum": len(words), "prism_wordsInfo": words}
+
+    def _all_text(self, coordinate: str | None) -> dict[str, Any]:
+        """RecognizeAllText's Data (an object): one sub-image, a block per line, coordinates when asked."""
+        blocks = []
+        for i, (text, (x0, y0, x1, y1)) in enumerate(self._lines()):
+            block: dict[str, Any] = {"BlockId": i, "BlockAngle": 0, "BlockContent": text, "BlockConfidence": 99}
+            if coordinate == "points":
+                block["BlockPoints"] = [{"X": x0, "Y": y0}, {"X": x1, "Y": y0}, {"X": x1, "Y": y1}, {"X": x0, "Y": y1}]
+            elif coordinate == "rectangle":
+                block["BlockRect"] = {"CenterX": (x0 + x1) // 2, "CenterY": (y0 + y1) // 2, "Width": x1 - x0,
+                                      "Height": y1 - y0}
+            blocks.append(block)
+        w, h = imagegen.SIZE
+        return {"Height": h, "Width": w, "Content": "".join(f"{t} " for t, _ in self._lines()), "SubImageCount": 1,
+                "SubImages": [{"SubImageId": 0, "Angle": 0,
+                               "BlockInfo": {"BlockCount": len(blocks), "BlockDetails": blocks}}],
+                "AlgoVersion": "", "IsMixedMode": False}
 
     def _matte(self) -> bytes:
         assert self.mask is not None, "set FakeAliyun.mask"

@@ -329,3 +329,23 @@ def test_families_and_default_thresholds() -> None:
     t = thresholds_for(family_of("SegmentBody"))
     t["iou"]["min"] = 0  # a copy: the defaults stay
     assert DEFAULT_THRESHOLDS["matting"]["iou"]["min"] == 0.9
+
+
+def test_all_text_blocks_by_points_rectangle_or_no_place() -> None:
+    """RecognizeAllText's blocks: corners from BlockPoints or from BlockRect (centre and sides) agree, and a
+    block without coordinates has no place, so it cannot be matched by position."""
+    text, x, y, w, h = LINES[0]
+
+    def answer(block: dict[str, Any]) -> dict[str, Any]:
+        return {"Data": {"SubImages": [{"BlockInfo": {"BlockDetails": [
+            {"BlockContent": text, "BlockConfidence": 97, "BlockAngle": 0, **block}]}}]}}
+
+    shape = lines_of("RecognizeAllText")
+    points = answer({"BlockPoints": [{"X": x, "Y": y}, {"X": x + w, "Y": y}, {"X": x + w, "Y": y + h},
+                                     {"X": x, "Y": y + h}]})
+    rect = answer({"BlockRect": {"CenterX": x + w / 2, "CenterY": y + h / 2, "Width": w, "Height": h}})
+    (a,), (b,), (c,) = ocr_lines(shape, points), ocr_lines(shape, rect), ocr_lines(shape, answer({}))
+    assert a.text == text and a.prob == 0.97 and a.bbox == (x, y, x + w, y + h)
+    assert polygon_iou(a.poly, b.poly) > 0.99
+    assert c.bbox == (0, 0, 0, 0)
+    assert compare_ocr([a], [b]).metrics["f1"] == 1.0
