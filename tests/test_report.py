@@ -399,3 +399,18 @@ def test_report_of_an_empty_store(tmp_path: Path) -> None:
     page = render_report(RecordStore(tmp_path))
     assert "The store holds no records yet." in page
     assert cli_main(["report", "--store", str(tmp_path / "absent"), "--out", str(tmp_path / "r.html")]) == 2
+
+
+def test_an_action_with_only_errors_keeps_its_family(tmp_path: Path) -> None:
+    """The family comes from the action's mapping when the record is made, not from scores, so a failed
+    comparison is still filed under its family (before, an error-only action read "not compared")."""
+    store = RecordStore(tmp_path)
+    err = error_outcome(200, {"Data": {}}, 503, {"Code": "ServiceUnavailable"})
+    assert err is not None
+    store.add(Record.build(action="SegmentHDBody", product="imageseg", mode="shadow", outcome=err,
+                           primary=(200, {"Data": {}}), secondary=(503, {"Code": "ServiceUnavailable"}),
+                           compare=mapping("SegmentHDBody").compare))
+    (record,) = store.records()
+    assert record.family == "matting" and record.lines is None
+    page = render_report(store)
+    assert "imageseg · Matting" in page and "not compared" not in page

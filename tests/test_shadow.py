@@ -164,6 +164,23 @@ def test_async_jobs_are_followed_on_both_sides(shadowed, fresh, pictures_url):
     assert record.secondary["body"]["Data"]["Status"] == "PROCESS_SUCCESS"  # AWS's job, followed too
 
 
+def test_reverse_shadow_follows_the_callers_own_aws_job(aliyun, fresh, tmp_path, pictures_url):
+    """AWS answers the caller with a JobId; the mirror takes the job's result image once it has finished."""
+    proxy = shadow_proxy(aliyun, tmp_path, shadow_mode="reverse-shadow")
+    try:
+        client = sdk.imageseg(proxy.endpoint)
+        job = client.segment_hdcommon_image(seg.SegmentHDCommonImageRequest(
+            image_url=f"{pictures_url}/person.jpg")).body.request_id
+        record = wait_for_records(proxy, 1)[-1]
+        data = client.get_async_job_result(seg.GetAsyncJobResultRequest(job_id=job)).body.data
+    finally:
+        proxy.close()
+    assert data.status == "PROCESS_SUCCESS"  # the caller's job, at AWS
+    assert (record.action, record.mode, record.family, record.outcome) == (
+        "SegmentHDCommonImage", "reverse-shadow", "matting", "matched"), record.details
+    assert record.primary["body"]["Data"]["JobId"] == job and record.scores["iou"] > 0.9
+
+
 def test_reverse_shadow_is_not_delayed_by_a_slow_aliyun(aliyun, fresh, images, tmp_path):
     proxy = shadow_proxy(aliyun, tmp_path, shadow_mode="reverse-shadow")
     try:
