@@ -34,11 +34,13 @@ from .kit.credentials import CredentialSource
 from .kit.local.server import LocalBackend
 from .limits import Admission, CallerLimits
 from .observability import metrics
-from .observability.requests import observe_metrics
+from .observers.log import log_exchange
+from .observers.metrics import observe_metrics
+from .observers.mirror import AwsAnswer, Mirror
 from .results import LocalResultStore, ResultStore, open_store
-from .shadow.aliyun import AliyunClient, Answer
+from .shadow.aliyun import AliyunClient
 from .shadow.records import STORE_SUBDIR, RecordStore
-from .shadow.runner import AwsAnswer, Route, Shadow
+from .sides import AWS_ONLY, Route, Sides
 
 log = structlog.get_logger("proxy")
 
@@ -48,7 +50,8 @@ class Services:
     registry: mappings.Registry
     auth: Authenticator
     backends: Backends
-    shadow: Shadow
+    sides: Sides  # who answers: on the request path
+    mirror: Mirror  # the shadow comparison: an observer beside it
     local: LocalBackend | None = None
     results_cleanup: asyncio.Task[None] | None = None
     drain_deadline: float | None = None  # monotonic time by which a SIGTERM drain must be done
@@ -56,13 +59,6 @@ class Services:
     @property
     def settings(self) -> Settings:
         return self.backends.settings
-
-
-def log_exchange(ex: Exchange) -> None:
-    log.info("request", action=ex.spec.action if ex.spec else None, version=ex.spec.version if ex.spec else None,
-             product=ex.spec.product if ex.spec else None,
-             signature=ex.inbound.signature_kind if ex.inbound else None, caller=ex.caller,
-             status=ex.response.status, code=ex.error.code if ex.error else None, ms=round(ex.seconds * 1000, 1))
 
 
 class Gateway:
@@ -79,7 +75,7 @@ class Gateway:
         spec: mappings.ActionSpec | None = None
         caller = None
         call: Call | None = None
-        route = Route("aws", False)
+        route: Route = AWS_ONLY
         error: AliyunError | None = None
         admission: Admission | None = None
         metrics.IN_FLIGHT.inc()
@@ -92,9 +88,9 @@ class Gateway:
             caller = await self.s.auth.authenticate(inbound)
             merge_form(inbound)  # V3: only now is its Content-Type known to be signed
             admission = self.limits.admit(caller)  # this caller's QPS and concurrency (Throttling.User)
-            route = self.s.shadow.route(spec, inbound, caller)
+            route = self.s.sides.route(spec, inbound, caller)
             if route.primary == "aliyun":
-                response = await self.s.shadow.answer_from_aliyun(spec, inbound, caller)
+                response = await self.s.sides.answer_from_aliyun(spec, inbound, caller)
             else:
                 body, call = await self._convert(spec, inbound)
                 response = serialize.success(spec.action, inbound.request_id, body, inbound.format)
@@ -111,8 +107,8 @@ class Gateway:
             response = self._error(error, inbound, request, spec.product if spec else "")
         if self.draining:
             response.headers["Connection"] = "close"  # clients move to another replica
-        exchange = Exchange(request, inbound, spec, caller, response, error, time.perf_counter() - started,
-                            call, route.primary, route.mirror and error is None)
+        exchange = exchange_of(inbound, spec, caller, response, error, time.perf_counter() - started,
+                               call if route.mirror else None, route.primary, route.mirror)
         for observe in self.observers:
             try:
                 observe(exchange)
@@ -138,6 +134,17 @@ class Gateway:
         return serialize.error(err, request_id, host, product or "vision", fmt)
 
 
+def exchange_of(inbound: InboundRequest | None, spec: mappings.ActionSpec | None, caller: str | None,
+                response: web.Response, error: AliyunError | None, seconds: float, kept: Call | None,
+                primary: str = "aws", mirror: bool = False) -> Exchange:
+    """The frozen value the observers see; `kept` hands over the input and result images of a mirrored call."""
+    body = response.body if isinstance(response.body, bytes) else b""
+    return Exchange(inbound, spec, caller, response.status, body, response.content_type,
+                    error.code if error else None, error.kind if error else None, seconds, primary, mirror,
+                    input_image=kept.loaded.data if kept and kept.loaded else None,
+                    result_images=tuple(kept.stored) if kept else (), job_images=kept.job_images if kept else None)
+
+
 async def answer_with_aws(backends: Backends, spec: mappings.ActionSpec,
                           inbound: InboundRequest) -> tuple[dict[str, Any], Call]:
     """The AWS side: bind the parameters, run the action's converter (the kit behind it)."""
@@ -146,18 +153,18 @@ async def answer_with_aws(backends: Backends, spec: mappings.ActionSpec,
 
 
 def aws_for_shadow(backends: Backends) -> AwsAnswer:
-    """The AWS side as the shadow runner needs it: an Answer in JSON, as a caller would have received it."""
+    """The AWS side as the mirror asks it: in JSON, as a caller would have received it, images kept."""
 
-    async def answer(spec: mappings.ActionSpec, inbound: InboundRequest) -> tuple[Answer, Call | None]:
+    async def answer(spec: mappings.ActionSpec, inbound: InboundRequest) -> Exchange:
         started = time.perf_counter()
-        call = None
+        call = error = None
         try:
             body, call = await answer_with_aws(backends, spec, inbound)
             response = serialize.success(spec.action, inbound.request_id, body, "json")
         except AliyunError as err:
+            error = err
             response = serialize.error(err, inbound.request_id, "shadow", spec.product, "json")
-        data = response.body if isinstance(response.body, bytes) else b""
-        return Answer(response.status, data, response.content_type, time.perf_counter() - started), call
+        return exchange_of(inbound, spec, None, response, error, time.perf_counter() - started, call)
 
     return answer
 
@@ -213,9 +220,9 @@ async def start_services(settings: Settings, registry: mappings.Registry) -> Ser
     await aliyun.start()
     store = RecordStore(Path(settings.data_dir) / STORE_SUBDIR, max_records=settings.shadow_store_max_records,
                         max_bytes=settings.shadow_store_max_bytes)
-    shadow = Shadow(settings, aliyun, store, images, jobs, aws_for_shadow(backends))
-    shadow.start()
-    return Services(registry, auth, backends, shadow, local=local, results_cleanup=cleanup)
+    mirror = Mirror(settings, aliyun, store, images, jobs, aws_for_shadow(backends))
+    mirror.start()
+    return Services(registry, auth, backends, Sides(settings, aliyun), mirror, local=local, results_cleanup=cleanup)
 
 
 async def _clean_results(store: ResultStore, interval: float) -> None:
@@ -238,8 +245,8 @@ async def stop_services(services: Services) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await services.results_cleanup
     b = services.backends
-    await services.shadow.close()
-    await services.shadow.aliyun.close()
+    await services.mirror.close()
+    await services.sides.aliyun.close()
     grace = b.settings.drain_grace_seconds
     if services.drain_deadline is not None:  # in-flight requests already used part of the one grace period
         grace = max(0.0, services.drain_deadline - time.monotonic())
@@ -269,7 +276,7 @@ def build_app(settings: Settings) -> web.Application:
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         services = await start_services(settings, registry)
         app[SERVICES] = services
-        app[GATEWAY] = Gateway(services, [log_exchange, observe_metrics, services.shadow.observe])
+        app[GATEWAY] = Gateway(services, [log_exchange, observe_metrics, services.mirror.observe])
         yield
         await stop_services(services)
 

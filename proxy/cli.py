@@ -25,7 +25,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="HTML file to write (default shadow-report.html)")
     compare = commands.add_parser("compare", help="compare Aliyun and AWS on a folder of images, then report")
     compare.add_argument("images", type=Path, help="folder of images")
-    compare.add_argument("--actions", default="RecognizeGeneral", help="comma-separated Aliyun actions")
+    compare.add_argument("--actions", help="comma-separated Aliyun actions (default: those whose mapping sets "
+                                           "offline.default)")
     compare.add_argument("--url-prefix", help="where Aliyun can fetch the same images (URL of their folder)")
     compare.add_argument("--aliyun-key", required=True, help="AccessKeyId:Secret of the Aliyun account to call")
     compare.add_argument("--out", type=Path, default=Path("shadow-report.html"), help="HTML report to write")
@@ -78,6 +79,6 @@ def _compare(settings: Settings, args: argparse.Namespace) -> int:
     if not secret:
         print("--aliyun-key must be AccessKeyId:Secret", file=sys.stderr)
         return 2
-    actions = [a.strip() for a in args.actions.split(",") if a.strip()]
+    actions = [a.strip() for a in (args.actions or "").split(",") if a.strip()] or None
     print(asyncio.run(compare_folder(settings, args.images, actions, args.url_prefix, (key_id, secret), args.out)))
     return 0

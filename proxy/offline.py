@@ -19,18 +19,14 @@ from .aliyun.errors import AliyunError
 from .aliyun.request import InboundRequest
 from .app import build_registry, start_services, stop_services
 from .config import Settings
+from .exchange import Exchange
 from .mappings import ActionSpec, Registry
 from .shadow.aliyun import Answer, NoAliyunKey
 from .shadow.records import STORE_SUBDIR
 from .shadow.report import write_report
-from .shadow.runner import Mirror
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
 CALLER = "offline"
-# Required parameters that carry no default in the mappings, set as an app typically would.
-ACTION_PARAMS = {"RecognizeCharacter": {"MinHeight": "10", "OutputProbability": "true"},
-                 "SegmentBody": {"ReturnForm": "mask"}, "SegmentCommonImage": {"ReturnForm": "mask"}}
-DEFAULT_ACTIONS = ("RecognizeGeneral",)
 
 
 def find_spec(registry: Registry, action: str) -> ActionSpec:
@@ -38,6 +34,13 @@ def find_spec(registry: Registry, action: str) -> ActionSpec:
         if name == action:
             return spec
     raise SystemExit(f"unknown action: {action}")
+
+
+def chosen_specs(registry: Registry, actions: list[str] | None) -> list[ActionSpec]:
+    """The named actions, or those whose mapping says `offline.default`."""
+    if actions:
+        return [find_spec(registry, a) for a in actions]
+    return sorted((s for s in registry.specs.values() if s.offline.default), key=lambda s: s.action)
 
 
 def _inbound(spec: ActionSpec, params: dict[str, str], image: bytes | None) -> InboundRequest:
@@ -51,33 +54,34 @@ def _inbound(spec: ActionSpec, params: dict[str, str], image: bytes | None) -> I
     return inbound
 
 
-async def compare_folder(settings: Settings, folder: Path, actions: list[str], url_prefix: str | None,
+async def compare_folder(settings: Settings, folder: Path, actions: list[str] | None, url_prefix: str | None,
                          aliyun_key: tuple[str, str], out: Path) -> Path:
     registry = build_registry(settings)
     services = await start_services(settings, registry)
-    shadow = services.shadow
-    shadow.aliyun.keys[CALLER] = aliyun_key
+    aliyun = services.mirror.aliyun
+    aliyun.keys[CALLER] = aliyun_key
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise SystemExit(f"no images in {folder}")
-    work = [(f, find_spec(registry, a)) for f in files for a in actions]
+    work = [(f, spec) for f in files for spec in chosen_specs(registry, actions)]
     try:
         for path, spec in tqdm(work, desc="comparing", unit="call"):
             image = path.read_bytes()
             assert spec.image is not None, f"{spec.action} takes no image"
-            params = dict(ACTION_PARAMS.get(spec.action, {}))
+            params = dict(spec.offline.params)
             raw = spec.image.raw_body  # ocr-api: the image itself as the body, as the SDKs send it
             if not raw:
                 if not url_prefix:
                     raise SystemExit(f"{spec.action} needs --url-prefix: Aliyun fetches its images itself")
                 params[spec.image.url_param] = url_prefix.rstrip("/") + "/" + path.name
             try:
-                answer = await shadow.aliyun.call(spec.product, spec.action, spec.version, params, CALLER,
-                                                  image if raw else None)
+                answer = await aliyun.call(spec.product, spec.action, spec.version, params, CALLER,
+                                           image if raw else None)
             except (NoAliyunKey, AliyunError, OSError) as exc:
                 answer = Answer(599, str(exc).encode(), "text/plain", 0.0)
-            mirror = Mirror(spec, _inbound(spec, params, image if raw else None), CALLER, "aliyun", answer, None)
-            await shadow.run(mirror, mode="offline")
+            first = Exchange(_inbound(spec, params, image if raw else None), spec, CALLER, answer.status, answer.body,
+                             answer.content_type, None, None, answer.seconds, primary="aliyun", mirror=True)
+            await services.mirror.run(first, mode="offline")
     finally:
         await stop_services(services)
     return write_report(Path(settings.data_dir) / STORE_SUBDIR, out)

@@ -23,6 +23,7 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 from proxy.aliyun.request import InboundRequest, begin
 from proxy.aliyun.signature import v1_sign, v1_string_to_sign, v3_sign, v3_string_to_sign
 from tests import imagegen
+from tests.harness import mapping
 
 CALLER_SECRET = {"testid": "testsecret"}  # V1: Aliyun knows the caller's own key
 ALIYUN_KEY = ("LTAIshadowkey", "shadow-secret")  # V3: the key the proxy re-signs with
@@ -95,22 +96,27 @@ class FakeAliyun:
         return "ok" if v3_sign(ALIYUN_KEY[1], sts) == fields.get("Signature") else "v3 signature does not verify"
 
     async def _answer(self, inbound: InboundRequest, request_id: str) -> dict[str, Any]:
-        action = inbound.action
-        if action == "RecognizeCharacter":
-            return {"RequestId": request_id, "Data": {"Results": self._characters()}}
-        if action in ("RecognizeGeneral", "RecognizeBasic", "RecognizeAdvanced"):
-            return {"RequestId": request_id, "Data": json.dumps(self._prism(), ensure_ascii=False)}
-        if action in ("SegmentBody", "SegmentHDBody", "SegmentCommonImage"):
-            return {"RequestId": request_id, "Data": {"ImageURL": self._publish(self._matte())}}
-        if action == "SegmentHDCommonImage":
-            url = self._publish(self._matte())
-            self.jobs[request_id] = {"Status": "PROCESS_SUCCESS", "Result": json.dumps({"ImageUrl": url})}
-            return {"RequestId": request_id, "Message": ASYNC_MESSAGE}
-        if action == "GetAsyncJobResult":
+        """Shaped by the action's mapping (its compare and job facts), so a new mapping is answered unedited."""
+        spec = mapping(inbound.action or "", inbound.version)
+        if "JobId" in inbound.params and spec.converter.startswith("async_jobs."):  # the job poller
             job_id = inbound.params["JobId"]
             job = self.jobs.get(job_id, {"Status": "PROCESS_FAILED", "ErrorCode": "InvalidParameter"})
             return {"RequestId": request_id, "Data": {"JobId": job_id, **job}}
-        return {"RequestId": request_id}
+        compare = spec.compare
+        if compare is None:
+            return {"RequestId": request_id}
+        if compare.lines == "text_rectangles":
+            return {"RequestId": request_id, "Data": {"Results": self._characters()}}
+        if compare.lines == "prism_words":
+            return {"RequestId": request_id, "Data": json.dumps(self._prism(), ensure_ascii=False)}
+        if compare.lines == "all_text_blocks":
+            return {"RequestId": request_id, "Data": self._all_text(inbound.params.get("OutputCoordinate"))}
+        assert compare.family == "matting", f"the fake answers no {compare.family} action"
+        url = self._publish(self._matte())
+        if spec.job:
+            self.jobs[request_id] = {"Status": "PROCESS_SUCCESS", "Result": json.dumps({spec.result_keys[0]: url})}
+            return {"RequestId": request_id, "Message": ASYNC_MESSAGE}
+        return {"RequestId": request_id, "Data": {spec.result_keys[0]: url}}
 
     def _lines(self) -> list[tuple[str, tuple[int, int, int, int]]]:
         lines = line_boxes()
@@ -142,6 +148,23 @@ class FakeAliyun:
         w, h = imagegen.SIZE
         return {"content": "".join(f"{t} " for t, _ in self._lines()), "height": h, "width": w, "orgHeight": h,
                 "orgWidth": w, "prism_version": "1.0.9", "prism_wnum": len(words), "prism_wordsInfo": words}
+
+    def _all_text(self, coordinate: str | None) -> dict[str, Any]:
+        """RecognizeAllText's Data (an object): one sub-image, a block per line, coordinates when asked."""
+        blocks = []
+        for i, (text, (x0, y0, x1, y1)) in enumerate(self._lines()):
+            block: dict[str, Any] = {"BlockId": i, "BlockAngle": 0, "BlockContent": text, "BlockConfidence": 99}
+            if coordinate == "points":
+                block["BlockPoints"] = [{"X": x0, "Y": y0}, {"X": x1, "Y": y0}, {"X": x1, "Y": y1}, {"X": x0, "Y": y1}]
+            elif coordinate == "rectangle":
+                block["BlockRect"] = {"CenterX": (x0 + x1) // 2, "CenterY": (y0 + y1) // 2, "Width": x1 - x0,
+                                      "Height": y1 - y0}
+            blocks.append(block)
+        w, h = imagegen.SIZE
+        return {"Height": h, "Width": w, "Content": "".join(f"{t} " for t, _ in self._lines()), "SubImageCount": 1,
+                "SubImages": [{"SubImageId": 0, "Angle": 0,
+                               "BlockInfo": {"BlockCount": len(blocks), "BlockDetails": blocks}}],
+                "AlgoVersion": "", "IsMixedMode": False}
 
     def _matte(self) -> bytes:
         assert self.mask is not None, "set FakeAliyun.mask"

@@ -7,6 +7,7 @@ blocking clients called from the test thread.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import socket
 import threading
@@ -15,9 +16,11 @@ from typing import Any
 
 from aiohttp import web
 
+from proxy.actions import CONVERTERS
 from proxy.app import SERVICES, Services, build_app
 from proxy.config import load_settings
 from proxy.connections import make_runner
+from proxy.mappings import ActionSpec, Registry, default_dir, load
 
 
 class LoopThread:
@@ -124,3 +127,19 @@ def clean_env(**extra: str) -> dict[str, str]:
     """The environment for a proxy subprocess: none of this machine's VISION_PROXY_* or AWS_* settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VISION_PROXY_", "AWS_"))}
     return {**env, **extra}
+
+
+def mapping(action: str, version: str | None = None) -> ActionSpec:
+    """The action's mapping, as the proxy loads it (the first version found unless `version` is given)."""
+    registry = _registry()
+    return next(s for (name, v), s in sorted(registry.specs.items()) if name == action and version in (None, v))
+
+
+def mapped(predicate: Callable[[ActionSpec], bool]) -> list[ActionSpec]:
+    """Every mapped action the predicate accepts, in a stable order: tests cover new mappings unedited."""
+    return [s for _, s in sorted(_registry().specs.items()) if predicate(s)]
+
+
+@functools.cache
+def _registry() -> Registry:
+    return load(default_dir(), CONVERTERS)

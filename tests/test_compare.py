@@ -20,7 +20,6 @@ from proxy.shadow.compare import (
     compare_ocr,
     error_outcome,
     evaluate,
-    family_of,
     full_text,
     ocr_lines,
     polygon_iou,
@@ -29,6 +28,19 @@ from proxy.shadow.compare import (
     ssim,
     thresholds_for,
 )
+from tests.harness import mapping
+
+
+def family_of(action: str) -> str | None:
+    """The action's comparison family, from its mapping (the one place that says it)."""
+    spec = mapping(action).compare
+    return spec.family if spec else None
+
+
+def lines_of(action: str) -> str | None:
+    """Where the action's answers carry their OCR lines, from its mapping."""
+    spec = mapping(action).compare
+    return spec.lines if spec else None
 
 # (text, left, top, width, height) of horizontal lines
 LINES = [
@@ -67,7 +79,7 @@ def kinds(scores: Scores) -> list[str]:
 # -- OCR ------------------------------------------------------------------------------------------------------
 
 def test_identical_ocr_answers_agree_fully() -> None:
-    lines = ocr_lines("RecognizeCharacter", character(LINES))
+    lines = ocr_lines(lines_of("RecognizeCharacter"), character(LINES))
     s = compare_ocr(lines, lines)
     assert s.metrics["cer"] == 0
     assert s.metrics["f1"] == s.metrics["precision"] == s.metrics["recall"] == 1
@@ -76,8 +88,8 @@ def test_identical_ocr_answers_agree_fully() -> None:
 
 
 def test_missing_line_lowers_recall_and_is_listed() -> None:
-    primary = ocr_lines("RecognizeCharacter", character(LINES))
-    secondary = ocr_lines("RecognizeCharacter", character(LINES[:2]))
+    primary = ocr_lines(lines_of("RecognizeCharacter"), character(LINES))
+    secondary = ocr_lines(lines_of("RecognizeCharacter"), character(LINES[:2]))
     s = compare_ocr(primary, secondary)
     assert s.metrics["recall"] == pytest.approx(2 / 3)
     assert s.metrics["precision"] == 1
@@ -93,8 +105,8 @@ def test_missing_line_lowers_recall_and_is_listed() -> None:
 
 def test_box_moved_beyond_iou_is_shifted_not_missing_and_costs_f1_not_cer() -> None:
     moved = [LINES[0], ("中文识别测试：白板", 60 + 250, 200, 380, 44), LINES[2]]  # IoU 130/630 < 0.5
-    s = compare_ocr(ocr_lines("RecognizeCharacter", character(LINES)),
-                    ocr_lines("RecognizeCharacter", character(moved)))
+    s = compare_ocr(ocr_lines(lines_of("RecognizeCharacter"), character(LINES)),
+                    ocr_lines(lines_of("RecognizeCharacter"), character(moved)))
     assert kinds(s) == ["box_shifted"]
     d = s.differences[0]
     assert d.shift_px == pytest.approx(250) and d.iou is not None and d.iou < 0.5
@@ -105,12 +117,12 @@ def test_box_moved_beyond_iou_is_shifted_not_missing_and_costs_f1_not_cer() -> N
 
 def test_small_shift_within_iou_still_matches_and_is_reported_only_past_the_noise() -> None:
     nudged = [("Hello World 2024", 62, 61, 400, 40), *LINES[1:]]  # 2.2 px: rounding noise
-    s = compare_ocr(ocr_lines("RecognizeCharacter", character(LINES)),
-                    ocr_lines("RecognizeCharacter", character(nudged)))
+    s = compare_ocr(ocr_lines(lines_of("RecognizeCharacter"), character(LINES)),
+                    ocr_lines(lines_of("RecognizeCharacter"), character(nudged)))
     assert s.differences == [] and s.metrics["f1"] == 1
     shifted = [("Hello World 2024", 60, 70, 400, 40), *LINES[1:]]  # 10 px down: IoU 30/50
-    s = compare_ocr(ocr_lines("RecognizeCharacter", character(LINES)),
-                    ocr_lines("RecognizeCharacter", character(shifted)))
+    s = compare_ocr(ocr_lines(lines_of("RecognizeCharacter"), character(LINES)),
+                    ocr_lines(lines_of("RecognizeCharacter"), character(shifted)))
     assert kinds(s) == ["box_shifted"] and s.differences[0].shift_px == pytest.approx(10)
     assert s.metrics["f1"] == 1  # same place by IoU, same text
 
@@ -118,7 +130,8 @@ def test_small_shift_within_iou_still_matches_and_is_reported_only_past_the_nois
 def test_one_different_character_raises_cer_by_one_over_the_reference_length() -> None:
     lines = [("abcdefghij", 10, 10, 200, 30), ("klmnopqrst", 10, 60, 200, 30)]
     changed = [("abcdefghij", 10, 10, 200, 30), ("klmnoPqrst", 10, 60, 200, 30)]
-    s = compare_ocr(ocr_lines("RecognizeGeneral", general(lines)), ocr_lines("RecognizeGeneral", general(changed)))
+    prism = lines_of("RecognizeGeneral")
+    s = compare_ocr(ocr_lines(prism, general(lines)), ocr_lines(prism, general(changed)))
     assert s.metrics["cer"] == pytest.approx(1 / len("abcdefghij\nklmnopqrst"))
     assert kinds(s) == ["text_changed"]
     assert s.differences[0].similarity == pytest.approx(0.9)
@@ -128,14 +141,15 @@ def test_one_different_character_raises_cer_by_one_over_the_reference_length() -
 def test_width_and_space_variants_are_not_differences() -> None:
     a = [("中文：白板 AI", 10, 10, 200, 30)]
     b = [("中文:白板AI", 10, 10, 200, 30)]  # half-width colon, no space
-    s = compare_ocr(ocr_lines("RecognizeGeneral", general(a)), ocr_lines("RecognizeGeneral", general(b)))
+    prism = lines_of("RecognizeGeneral")
+    s = compare_ocr(ocr_lines(prism, general(a)), ocr_lines(prism, general(b)))
     assert s.metrics["cer"] == 0 and s.differences == []
 
 
 def test_recognize_character_and_ocr_api_parse_to_the_same_lines() -> None:
     for angle in (0, -90):
-        rc = ocr_lines("RecognizeCharacter", character(LINES, angle))
-        api = ocr_lines("RecognizeGeneral", general(LINES))
+        rc = ocr_lines(lines_of("RecognizeCharacter"), character(LINES, angle))
+        api = ocr_lines(lines_of("RecognizeGeneral"), general(LINES))
         assert [ln.text for ln in rc] == [ln.text for ln in api]
         for a, b in zip(rc, api, strict=True):
             assert a.bbox == pytest.approx(b.bbox, abs=1e-6)
@@ -152,7 +166,7 @@ def test_real_capture_geometry_rotated_rect_matches_pos() -> None:
     body = {"Data": {"Results": [{"Text": "B126", "TextRectangles": {
         "Top": "568.66717529296875", "Angle": -89.4033203125, "Height": "214.72618103027344",
         "Width": "29.135915756225586", "Left": "244.80532836914062"}}]}}  # Q1 capture B: floats as strings
-    (line,) = ocr_lines("RecognizeCharacter", body)
+    (line,) = ocr_lines(lines_of("RecognizeCharacter"), body)
     assert 655 < line.bbox[1] < line.bbox[3] < 695  # a horizontal lot number at y 660-692, not a tall box
     assert line.prob is None
 
@@ -167,7 +181,7 @@ def test_tilted_rect_rotates_about_its_centre() -> None:
 
 
 def test_reading_order_keeps_a_row_left_to_right() -> None:
-    lines = ocr_lines("RecognizeCharacter", character([
+    lines = ocr_lines(lines_of("RecognizeCharacter"), character([
         ("world", 300, 58, 100, 40), ("hello", 50, 62, 100, 40), ("next", 50, 140, 100, 40)]))
     assert [ln.text for ln in reading_order(lines)] == ["hello", "world", "next"]
 
@@ -175,11 +189,11 @@ def test_reading_order_keeps_a_row_left_to_right() -> None:
 def test_empty_answers() -> None:
     empty = compare_ocr([], [])
     assert empty.metrics["f1"] == 1 and empty.metrics["cer"] == 0
-    lines = ocr_lines("RecognizeBasic", general(LINES))
+    lines = ocr_lines(lines_of("RecognizeBasic"), general(LINES))
     assert compare_ocr(lines, []).metrics["f1"] == 0
     assert compare_ocr([], lines).metrics["cer"] == 1
     with pytest.raises(ValueError):
-        ocr_lines("SegmentBody", {})
+        ocr_lines(None, {})
 
 
 # -- Matting --------------------------------------------------------------------------------------------------
@@ -311,6 +325,27 @@ def test_families_and_default_thresholds() -> None:
     assert family_of("SegmentHDCommonImage") == "matting"
     assert family_of("GenerateSuperResolutionImage") == "super_resolution"
     assert family_of("GetAsyncJobResult") is None
-    t = thresholds_for("SegmentBody")
+    assert thresholds_for(family_of("GetAsyncJobResult")) == {}
+    t = thresholds_for(family_of("SegmentBody"))
     t["iou"]["min"] = 0  # a copy: the defaults stay
     assert DEFAULT_THRESHOLDS["matting"]["iou"]["min"] == 0.9
+
+
+def test_all_text_blocks_by_points_rectangle_or_no_place() -> None:
+    """RecognizeAllText's blocks: corners from BlockPoints or from BlockRect (centre and sides) agree, and a
+    block without coordinates has no place, so it cannot be matched by position."""
+    text, x, y, w, h = LINES[0]
+
+    def answer(block: dict[str, Any]) -> dict[str, Any]:
+        return {"Data": {"SubImages": [{"BlockInfo": {"BlockDetails": [
+            {"BlockContent": text, "BlockConfidence": 97, "BlockAngle": 0, **block}]}}]}}
+
+    shape = lines_of("RecognizeAllText")
+    points = answer({"BlockPoints": [{"X": x, "Y": y}, {"X": x + w, "Y": y}, {"X": x + w, "Y": y + h},
+                                     {"X": x, "Y": y + h}]})
+    rect = answer({"BlockRect": {"CenterX": x + w / 2, "CenterY": y + h / 2, "Width": w, "Height": h}})
+    (a,), (b,), (c,) = ocr_lines(shape, points), ocr_lines(shape, rect), ocr_lines(shape, answer({}))
+    assert a.text == text and a.prob == 0.97 and a.bbox == (x, y, x + w, y + h)
+    assert polygon_iou(a.poly, b.poly) > 0.99
+    assert c.bbox == (0, 0, 0, 0)
+    assert compare_ocr([a], [b]).metrics["f1"] == 1.0

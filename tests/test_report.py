@@ -36,6 +36,7 @@ from proxy.shadow.compare import (
 )
 from proxy.shadow.records import Record, RecordStore
 from proxy.shadow.report import histogram_svg, percentile, render_report
+from tests.harness import mapping
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -91,12 +92,14 @@ def _ocr_record(action: str, secondary_lines: list[tuple[str, int, int, int, int
                 primary_lines: list[tuple[str, int, int, int, int]], rng: random.Random) -> Record:
     shape = _character if action == "RecognizeCharacter" else _general
     p_body, s_body = shape(primary_lines), shape(secondary_lines)
-    scores = compare_ocr(ocr_lines(action, p_body), ocr_lines(action, s_body))
-    thresholds = thresholds_for(action)
+    spec = mapping(action)
+    assert spec.compare is not None
+    scores = compare_ocr(ocr_lines(spec.compare.lines, p_body), ocr_lines(spec.compare.lines, s_body))
+    thresholds = thresholds_for(spec.compare.family)
     product = "ocr" if action == "RecognizeCharacter" else "ocr-api"
     return Record.build(action=action, product=product, mode="shadow", outcome=evaluate(scores, thresholds),
                         scores=scores, thresholds=thresholds, primary=(200, p_body), secondary=(200, s_body),
-                        latency_ms=(rng.uniform(300, 700), rng.uniform(150, 900)))
+                        latency_ms=(rng.uniform(300, 700), rng.uniform(150, 900)), compare=spec.compare)
 
 
 def _person(size: tuple[int, int], dx: int = 0, grow: int = 0) -> Image.Image:
@@ -148,10 +151,11 @@ def build_store(root: Path) -> RecordStore:
         aws.putalpha(_person(size, dx, grow))  # AWS returns an RGBA cut-out, Aliyun the mask form
         p_png, s_png = _png(aliyun), _png(aws)
         scores = compare_masks(p_png, s_png)
-        thresholds = thresholds_for("SegmentBody")
+        thresholds = thresholds_for("matting")
         body = {"Data": {"ImageURL": "https://viapi.oss/x.png?Expires=1&OSSAccessKeyId=LTAI5t&Signature=abc%3D"}}
         store.add(Record.build(action="SegmentBody", product="imageseg", mode="shadow",
                                outcome=evaluate(scores, thresholds), scores=scores, thresholds=thresholds,
+                               compare=mapping("SegmentBody").compare,
                                primary=(200, body), secondary=(200, body), latency_ms=(rng.uniform(800, 1500),
                                rng.uniform(600, 2500))),
                   {"input": photo, "primary": p_png, "secondary": s_png})
@@ -162,9 +166,10 @@ def build_store(root: Path) -> RecordStore:
         aliyun_big = src.resize((320, 240), Image.Resampling.BICUBIC).filter(ImageFilter.GaussianBlur(blur))
         p_png, s_png = _png(aws_big), _png(aliyun_big)
         scores = compare_images(p_png, s_png)
-        thresholds = thresholds_for("MakeSuperResolutionImage")
+        thresholds = thresholds_for("super_resolution")
         store.add(Record.build(action="MakeSuperResolutionImage", product="imageenhan", mode="reverse-shadow",
                                outcome=evaluate(scores, thresholds), scores=scores, thresholds=thresholds,
+                               compare=mapping("MakeSuperResolutionImage").compare,
                                primary=(200, {"Data": {"Url": "u"}}), secondary=(200, {"Data": {"Url": "u"}}),
                                latency_ms=(rng.uniform(1500, 3000), rng.uniform(2000, 6000))),
                   {"input": _png(src), "primary": p_png, "secondary": s_png})
@@ -174,6 +179,7 @@ def build_store(root: Path) -> RecordStore:
         err = error_outcome(200, {"Data": {}}, status, {"Code": code})
         assert err is not None
         store.add(Record.build(action="RecognizeCharacter", product="ocr", mode="shadow", outcome=err,
+                               compare=mapping("RecognizeCharacter").compare,
                                primary=(200, {"Data": {"Results": []}}), secondary=(status, {"Code": code}),
                                latency_ms=(420.0, 9000.0)))
     return store
@@ -393,3 +399,18 @@ def test_report_of_an_empty_store(tmp_path: Path) -> None:
     page = render_report(RecordStore(tmp_path))
     assert "The store holds no records yet." in page
     assert cli_main(["report", "--store", str(tmp_path / "absent"), "--out", str(tmp_path / "r.html")]) == 2
+
+
+def test_an_action_with_only_errors_keeps_its_family(tmp_path: Path) -> None:
+    """The family comes from the action's mapping when the record is made, not from scores, so a failed
+    comparison is still filed under its family (before, an error-only action read "not compared")."""
+    store = RecordStore(tmp_path)
+    err = error_outcome(200, {"Data": {}}, 503, {"Code": "ServiceUnavailable"})
+    assert err is not None
+    store.add(Record.build(action="SegmentHDBody", product="imageseg", mode="shadow", outcome=err,
+                           primary=(200, {"Data": {}}), secondary=(503, {"Code": "ServiceUnavailable"}),
+                           compare=mapping("SegmentHDBody").compare))
+    (record,) = store.records()
+    assert record.family == "matting" and record.lines is None
+    page = render_report(store)
+    assert "imageseg · Matting" in page and "not compared" not in page

@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 import requests
@@ -23,10 +24,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from proxy.shadow.records import STORE_SUBDIR, RecordStore
 from proxy.shadow.report import write_report
-from tests import imagegen, sdk
+from tests import imagegen, raw, sdk
 from tests.conftest import CALLER_KEYS
 from tests.fake_aliyun import ALIYUN_KEY, FakeAliyun
-from tests.harness import AppServer, ProxyServer
+from tests.harness import AppServer, ProxyServer, mapped
 
 PRODUCTS = ("ocr", "ocr-api", "imageseg", "imageenhan")
 
@@ -97,6 +98,25 @@ def test_caller_gets_aliyuns_answer_and_the_comparison_lands_everywhere(shadowed
     assert "shadow.compared" in logged and "testsecret" not in logged
 
 
+OCR_MAPPINGS = mapped(lambda s: s.shadow_safe and s.compare is not None and s.compare.family == "ocr")
+
+
+@pytest.mark.parametrize("spec", OCR_MAPPINGS, ids=lambda s: f"{s.product}/{s.action}")
+def test_every_ocr_mapping_is_mirrored_and_compared(shadowed, fresh, images, spec):
+    """Read from the mappings, not a list: a new OCR mapping is compared (and tested) with no edit here.
+    A V3 call signed as the SDKs sign it, with the mapping's own offline parameters."""
+    seen = len(RecordStore(Path(shadowed.settings.data_dir) / STORE_SUBDIR))
+    assert spec.image is not None
+    query = {spec.image.url_param: f"{images.url}/text.png", **spec.offline.params}
+    headers = raw.v3_headers(spec.action, spec.version, host=shadowed.endpoint, query=query)
+    status, _, answer = raw.request(shadowed.port, target="/?" + urlencode(query), headers=headers)
+    assert status == 200, answer
+    assert fresh.received[-1]["action"] == spec.action and fresh.received[-1]["verdict"] == "ok"
+    record = wait_for_records(shadowed, seen + 1)[-1]
+    assert (record.action, record.family, record.outcome) == (spec.action, "ocr", "matched"), record.details
+    assert record.scores["f1"] == 1.0
+
+
 def test_v1_goes_to_aliyun_byte_for_byte(shadowed, fresh, images):
     body = sdk.legacy_recognize_character(f"{images.url}/text.png", shadowed.endpoint)
     assert len(body["Data"]["Results"]) == len(imagegen.LINES)
@@ -144,6 +164,23 @@ def test_async_jobs_are_followed_on_both_sides(shadowed, fresh, pictures_url):
     assert record.secondary["body"]["Data"]["Status"] == "PROCESS_SUCCESS"  # AWS's job, followed too
 
 
+def test_reverse_shadow_follows_the_callers_own_aws_job(aliyun, fresh, tmp_path, pictures_url):
+    """AWS answers the caller with a JobId; the mirror takes the job's result image once it has finished."""
+    proxy = shadow_proxy(aliyun, tmp_path, shadow_mode="reverse-shadow")
+    try:
+        client = sdk.imageseg(proxy.endpoint)
+        job = client.segment_hdcommon_image(seg.SegmentHDCommonImageRequest(
+            image_url=f"{pictures_url}/person.jpg")).body.request_id
+        record = wait_for_records(proxy, 1)[-1]
+        data = client.get_async_job_result(seg.GetAsyncJobResultRequest(job_id=job)).body.data
+    finally:
+        proxy.close()
+    assert data.status == "PROCESS_SUCCESS"  # the caller's job, at AWS
+    assert (record.action, record.mode, record.family, record.outcome) == (
+        "SegmentHDCommonImage", "reverse-shadow", "matting", "matched"), record.details
+    assert record.primary["body"]["Data"]["JobId"] == job and record.scores["iou"] > 0.9
+
+
 def test_reverse_shadow_is_not_delayed_by_a_slow_aliyun(aliyun, fresh, images, tmp_path):
     proxy = shadow_proxy(aliyun, tmp_path, shadow_mode="reverse-shadow")
     try:
@@ -181,7 +218,7 @@ def test_queue_overflow_drops_and_counts(aliyun, fresh, images, tmp_path):
             t.start()
         for t in threads:
             t.join(60)
-        assert proxy.services.shadow.queue.qsize() <= 1
+        assert proxy.services.mirror.queue.qsize() <= 1
     finally:
         proxy.close()
     assert metric("vision_proxy_shadow_drops_total", reason="queue_full") - before >= 2

@@ -6,12 +6,13 @@ response body without `RequestId`. Mappings name converters as `<module>.<functi
 
 from __future__ import annotations
 
-from . import async_jobs, imageenhan, imageseg, ocr
+from . import all_text, async_jobs, imageenhan, imageseg, ocr
 from .call import Backends, Call, Converter
 
 CONVERTERS: dict[str, Converter] = {
     "ocr.recognize_character": ocr.recognize_character,
     "ocr.recognize_general": ocr.recognize_general,
+    "all_text.recognize_all_text": all_text.recognize_all_text,
     "imageseg.segment_body": imageseg.segment_body,
     "imageseg.segment_hd_body": imageseg.segment_hd_body,
     "imageseg.segment_hd_common_image": imageseg.segment_hd_common_image,

@@ -38,6 +38,7 @@ class Call:
     backends: Backends
     loaded: LoadedImage | None = None  # the input image, kept for a shadow comparison's report
     stored: list[bytes] = field(default_factory=list)  # result images, kept for a shadow comparison
+    job_images: asyncio.Future[tuple[bytes, ...]] | None = None  # an async job's result images, once done
 
     @property
     def kit(self) -> KitClient:
@@ -46,6 +47,13 @@ class Call:
     @property
     def settings(self) -> Settings:
         return self.backends.settings
+
+    @property
+    def kit_route(self) -> str:
+        """The kit route the mapping names for this action."""
+        if self.spec.kit_route is None:
+            raise RuntimeError(f"{self.spec.action} declares no kit_route")
+        return self.spec.kit_route
 
     async def image(self, need_pixels: bool = False) -> LoadedImage:
         """The action's image: from its URL parameter, or from the raw body where the action allows it."""
@@ -78,7 +86,18 @@ class Call:
 
     async def submit(self, work: Work) -> dict[str, Any]:
         """Run `work` as an Aliyun async job: the RequestId is the JobId, the answer comes at once."""
-        await self.backends.jobs.submit(self.inbound.request_id, self.spec.action, work)
+        if self.spec.job is None:  # the mapping says how the shadow follows the answer: it must agree
+            raise RuntimeError(f"{self.spec.action} runs a job but its mapping declares no job")
+        done = self.job_images = asyncio.get_running_loop().create_future()
+
+        async def tracked() -> dict[str, Any]:
+            try:
+                return await work()
+            finally:  # before the job's record says it finished, so a follower finds the images
+                if not done.done():
+                    done.set_result(tuple(self.stored))
+
+        await self.backends.jobs.submit(self.inbound.request_id, self.spec.action, tracked)
         return {"Message": SUBMITTED_MESSAGE}
 
 

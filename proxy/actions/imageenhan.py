@@ -70,7 +70,7 @@ async def enlarge(call: Call, src: np.ndarray, factor: int) -> np.ndarray:
         left, top, right, bottom = box
         async with limit:
             tile = await asyncio.to_thread(_png_tile, src[top:bottom, left:right])
-            png = await call.kit.invoke_for_image("super_resolution", tile, scale=scale)
+            png = await call.kit.invoke_for_image(call.kit_route, tile, scale=scale)
             return await asyncio.to_thread(_decode_tile, png, (right - left) * scale, (bottom - top) * scale)
 
     try:

@@ -45,7 +45,7 @@ async def _matting(call: Call, form: str | None) -> str:
         image = await call.image(need_pixels=True)
         assert image.data is not None
         for_kit = await asyncio.to_thread(_kit_copy, image)
-        matte = await call.kit.invoke_for_image("segmentation", for_kit)
+        matte = await call.kit.invoke_for_image(call.kit_route, for_kit)
         png = await asyncio.to_thread(compose, image.data, matte, form)
     return await call.store(png, "png", "image/png")
 

@@ -51,7 +51,7 @@ def _is_duration(item: Any) -> bool:
 
 async def _recognise(call: Call) -> tuple[Any, list[KitLine]]:
     image = await call.image()
-    return image, kit_lines(await call.kit.invoke_image("ocr", image))
+    return image, kit_lines(await call.kit.invoke_image(call.kit_route, image))
 
 
 async def recognize_character(call: Call) -> dict[str, Any]:

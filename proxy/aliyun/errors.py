@@ -37,6 +37,7 @@ class Err(Enum):
     IMAGE_FORMAT = ("InvalidImage.Format", 400, "The image format is not supported: {0}")
     IMAGE_SIZE = ("InvalidImage.Size", 400, "The image is too large: {0}")
     IMAGE_RESOLUTION = ("InvalidImage.Resolution", 400, "The image resolution is not supported: {0}")
+    INPUT_NOT_SERVED = ("invalidInputParameter", 400, "{0}")  # ocr-api's own code (RecognizeAllText errorCodes)
     JOB_NOT_FOUND = ("InvalidParameter.JobId", 400, "Specified JobId {0} does not exist or has expired.")
     THROTTLING = ("Throttling", 400, "Request was denied due to user flow control.")
     TIMEOUT = ("Timeout", 408, "The request has timed out.")

@@ -1,4 +1,5 @@
-"""Logs and metrics: hung beside the request path, fed from one place each (the gateway, the kit client)."""
+"""Logging set-up and the Prometheus metric definitions: a leaf every layer can import. The observers
+that feed request metrics and the request log from each answer live in proxy/observers/."""
 
 from .logs import configure_logging
 

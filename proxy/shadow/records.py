@@ -33,6 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ..mappings import CompareSpec
 from .compare import Outcome, Scores
 
 MODES = ("shadow", "reverse-shadow", "offline")
@@ -106,9 +107,10 @@ class Record:
               primary: tuple[int | None, Any], secondary: tuple[int | None, Any],
               latency_ms: tuple[float | None, float | None] = (None, None), noise: Scores | None = None,
               thresholds: Mapping[str, Mapping[str, float]] | None = None,
-              details: Mapping[str, Any] | None = None) -> Record:
+              details: Mapping[str, Any] | None = None, compare: CompareSpec | None = None) -> Record:
         """A record from the comparator's results: details get the differences, notes, reasons,
-        within-noise metrics and the thresholds used (so the report shows the bounds that applied)."""
+        within-noise metrics and the thresholds used (so the report shows the bounds that applied), and
+        the action's comparison family (and OCR answer shape) from its mapping, so an error has them too."""
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
         extra: dict[str, Any] = {"reasons": outcome.reasons}
@@ -118,6 +120,10 @@ class Record:
             extra["differences"] = [d.to_dict() for d in scores.differences]
             extra["notes"] = scores.notes
             extra["family"] = scores.family
+        if compare is not None:
+            extra["family"] = compare.family
+            if compare.lines:
+                extra["lines"] = compare.lines
         if thresholds is not None:
             extra["thresholds"] = {k: dict(v) for k, v in thresholds.items()}
         extra.update(details or {})
@@ -133,6 +139,17 @@ class Record:
     def from_dict(cls, data: Mapping[str, Any]) -> Record:
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+    @property
+    def family(self) -> str:
+        """The comparison family ("ocr", "matting", "super_resolution"), "" when not known."""
+        return str((self.details or {}).get("family") or "")
+
+    @property
+    def lines(self) -> str | None:
+        """OCR: the answer shape the lines are read from (the mapping's compare.lines)."""
+        value = (self.details or {}).get("lines")
+        return str(value) if value else None
 
     @property
     def timestamp(self) -> datetime:

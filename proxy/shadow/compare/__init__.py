@@ -8,7 +8,7 @@ cut-out, the enlarged picture. Everything here is pure and synchronous (CPU work
 The first argument is always the reference ("primary"), the second the one under test ("secondary").
 
 One concern a module; this package is their public face:
-- families: which family an action belongs to, and the default thresholds per family;
+- families: the default thresholds per family (an action's family is in its mapping);
 - results: Scores, Difference and Outcome, the JSON-ready results;
 - geometry: rotated rectangles and polygon IoU for OCR boxes;
 - ocr: parsing OCR answers into lines and comparing them (CER, line matching, F1);
@@ -16,14 +16,7 @@ One concern a module; this package is their public face:
 - verdict: thresholds to matched / mismatched, failed calls to error, the noise floor to ignored.
 """
 
-from .families import (
-    DEFAULT_THRESHOLDS,
-    MATTING_ACTIONS,
-    OCR_ACTIONS,
-    SR_ACTIONS,
-    family_of,
-    thresholds_for,
-)
+from .families import DEFAULT_THRESHOLDS, thresholds_for
 from .geometry import Box, Point, polygon_iou, rotated_rect_corners
 from .ocr import (
     LINE_IOU_MIN,
@@ -57,11 +50,8 @@ __all__ = [
     "LINE_IOU_MIN",
     "LINE_TEXT_MIN",
     "MASK_THRESHOLD",
-    "MATTING_ACTIONS",
-    "OCR_ACTIONS",
     "PSNR_CAP_DB",
     "SHIFT_REPORT_PX",
-    "SR_ACTIONS",
     "SSIM_MAX_PIXELS",
     "WHITE_MIN",
     "Box",
@@ -77,7 +67,6 @@ __all__ = [
     "compare_ocr",
     "error_outcome",
     "evaluate",
-    "family_of",
     "full_text",
     "mask_of",
     "normalise_text",

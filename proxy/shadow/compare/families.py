@@ -1,11 +1,7 @@
-"""Which comparison family an Aliyun action belongs to, and each family's default thresholds."""
+"""Each comparison family's default thresholds. Which family an action belongs to is its mapping's
+`compare.family` (proxy/mappings.py), never a list of names here."""
 
 from __future__ import annotations
-
-OCR_ACTIONS = frozenset({"RecognizeCharacter", "RecognizeGeneral", "RecognizeBasic", "RecognizeAdvanced"})
-MATTING_ACTIONS = frozenset({"SegmentBody", "SegmentHDBody", "SegmentCommonImage", "SegmentHDCommonImage"})
-SR_ACTIONS = frozenset({"MakeSuperResolutionImage", "GenerateSuperResolutionImage"})
-
 
 # Starting points, to be calibrated with the noise mode (Aliyun against itself). `min`: higher is better.
 DEFAULT_THRESHOLDS: dict[str, dict[str, dict[str, float]]] = {
@@ -15,18 +11,6 @@ DEFAULT_THRESHOLDS: dict[str, dict[str, dict[str, float]]] = {
 }
 
 
-def family_of(action: str) -> str | None:
-    """The comparison family of an Aliyun action ("ocr", "matting", "super_resolution"), None if not compared."""
-    if action in OCR_ACTIONS:
-        return "ocr"
-    if action in MATTING_ACTIONS:
-        return "matting"
-    if action in SR_ACTIONS:
-        return "super_resolution"
-    return None
-
-
-def thresholds_for(action: str) -> dict[str, dict[str, float]]:
-    """A copy of the default thresholds for the action's family (empty when the action is not compared)."""
-    family = family_of(action)
+def thresholds_for(family: str | None) -> dict[str, dict[str, float]]:
+    """A copy of the family's default thresholds (empty for None: an action that is not compared)."""
     return {k: dict(v) for k, v in DEFAULT_THRESHOLDS.get(family or "", {}).items()}

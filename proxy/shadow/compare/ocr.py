@@ -13,7 +13,6 @@ import numpy as np
 from rapidfuzz.distance import Levenshtein
 from rapidfuzz.process import cdist
 
-from .families import OCR_ACTIONS
 from .geometry import Box, Point, polygon_iou, rotated_rect_corners
 from .results import Difference, Scores
 
@@ -50,16 +49,20 @@ def _num(value: Any) -> float:
     return float(value)
 
 
-def ocr_lines(action: str, body: Mapping[str, Any]) -> list[Line]:
+def ocr_lines(lines: str | None, body: Mapping[str, Any]) -> list[Line]:
     """The lines of an Aliyun OCR answer (the whole response body, or its Data), in the answer's order.
 
-    RecognizeCharacter: Data.Results[] with Text, Probability (0..1) and TextRectangles (a rotated rect).
-    ocr-api Recognize*: Data is a JSON string whose prism_wordsInfo[] has word, prob (0..100) and pos
-    (4 corners in image coordinates; x/y/width/height/angle are the same box, rounded, so pos is used).
+    `lines` is the mapping's compare.lines, the shape the answer carries its lines in:
+    - text_rectangles (ocr RecognizeCharacter): Data.Results[] with Text, Probability (0..1) and
+      TextRectangles (a rotated rect);
+    - prism_words (ocr-api Recognize*): Data is a JSON string whose prism_wordsInfo[] has word, prob
+      (0..100) and pos (4 corners in image coordinates; x/y/width/height/angle are the same box,
+      rounded, so pos is used);
+    - all_text_blocks (ocr-api RecognizeAllText): see _all_text_blocks.
     """
     data: Any = body.get("Data", body)
-    if action == "RecognizeCharacter":
-        lines = []
+    if lines == "text_rectangles":
+        found = []
         for item in (data or {}).get("Results") or []:
             rect = item.get("TextRectangles") or {}
             if isinstance(rect, list):  # XML-to-JSON converters turn a single child into a list
@@ -68,12 +71,12 @@ def ocr_lines(action: str, body: Mapping[str, Any]) -> list[Line]:
                                            _num(rect.get("Width", 0)), _num(rect.get("Height", 0)),
                                            _num(rect.get("Angle", 0)))
             prob = item.get("Probability")
-            lines.append(_line(item.get("Text"), None if prob is None else _num(prob), corners))
-        return lines
-    if action in OCR_ACTIONS:
+            found.append(_line(item.get("Text"), None if prob is None else _num(prob), corners))
+        return found
+    if lines == "prism_words":
         if isinstance(data, str):
             data = json.loads(data) if data.strip() else {}
-        lines = []
+        found = []
         for word in (data or {}).get("prism_wordsInfo") or []:
             pos = word.get("pos") or []
             if len(pos) == 4:
@@ -83,9 +86,32 @@ def ocr_lines(action: str, body: Mapping[str, Any]) -> list[Line]:
                                                _num(word.get("width", 0)), _num(word.get("height", 0)),
                                                _num(word.get("angle", 0)))
             prob = word.get("prob")
-            lines.append(_line(word.get("word"), None if prob is None else _num(prob) / 100, corners))
-        return lines
-    raise ValueError(f"not an OCR action: {action}")
+            found.append(_line(word.get("word"), None if prob is None else _num(prob) / 100, corners))
+        return found
+    if lines == "all_text_blocks":
+        return _all_text_blocks(data)
+    raise ValueError(f"not an OCR answer shape: {lines!r}")
+
+
+def _all_text_blocks(data: Any) -> list[Line]:
+    """ocr-api RecognizeAllText: Data.SubImages[].BlockInfo.BlockDetails[] with BlockContent, BlockConfidence
+    (0..100) and, when the caller asked for OutputCoordinate, BlockPoints (4 corners) or BlockRect (centre,
+    sides) turned by BlockAngle. Without coordinates a block has no place (a zero box)."""
+    found = []
+    for sub in (data or {}).get("SubImages") or []:
+        for block in (sub.get("BlockInfo") or {}).get("BlockDetails") or []:
+            points, rect = block.get("BlockPoints") or [], block.get("BlockRect")
+            if len(points) == 4:
+                corners = [(_num(p["X"]), _num(p["Y"])) for p in points]
+            elif rect:
+                w, h = _num(rect.get("Width", 0)), _num(rect.get("Height", 0))
+                left, top = _num(rect.get("CenterX", 0)) - w / 2, _num(rect.get("CenterY", 0)) - h / 2
+                corners = rotated_rect_corners(left, top, w, h, _num(block.get("BlockAngle", 0)))
+            else:
+                corners = [(0.0, 0.0)] * 4
+            conf = block.get("BlockConfidence")
+            found.append(_line(block.get("BlockContent"), None if conf is None else _num(conf) / 100, corners))
+    return found
 
 
 def normalise_text(text: str) -> str:

@@ -117,8 +117,8 @@ def _case_pictures(store: RecordStore, record: Record, family: str) -> str:
     pic_input = _open(store.read_image(record, "input"))
     if family == "ocr":
         try:
-            p_lines = ocr_lines(record.action, record.primary.get("body") or {})
-            s_lines = ocr_lines(record.action, record.secondary.get("body") or {})
+            p_lines = ocr_lines(record.lines, record.primary.get("body") or {})
+            s_lines = ocr_lines(record.lines, record.secondary.get("body") or {})
         except (ValueError, TypeError, KeyError, AttributeError):
             return '<p class="empty">answers could not be parsed</p>'
         overlay = ocr_overlay(pic_input, p_lines, s_lines, colours)

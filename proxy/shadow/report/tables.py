@@ -7,7 +7,7 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 
-from ..compare import DEFAULT_THRESHOLDS, family_of
+from ..compare import DEFAULT_THRESHOLDS
 from ..records import Record
 from .charts import outcome_bar
 from .labels import FAMILY_TITLE, OUTCOMES, _e, _fmt, providers
@@ -25,8 +25,12 @@ def percentile(values: Sequence[float], q: float) -> float | None:
 class _Action:
     def __init__(self, action: str) -> None:
         self.action = action
-        self.family = family_of(action) or ""
         self.records: list[Record] = []
+
+    @property
+    def family(self) -> str:
+        """The family its records carry (from the action's mapping when recorded), "" when none says."""
+        return next((r.family for r in reversed(self.records) if r.family), "")
 
     @property
     def counts(self) -> Counter[str]:
