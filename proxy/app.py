@@ -29,6 +29,7 @@ from .config import Settings
 from .exchange import Exchange, Observer
 from .images import ImageLoader
 from .jobs import JobRunner
+from .kit import budget
 from .kit.client import KitClient
 from .kit.credentials import CredentialSource
 from .kit.local.server import LocalBackend
@@ -182,7 +183,8 @@ async def start_services(settings: Settings, registry: mappings.Registry) -> Ser
                     host=settings.kit_host_header, api_id=settings.kit_api_id,
                     sagemaker_endpoints=settings.kit_sagemaker_endpoints,  # the embedded backend serves them too
                     sagemaker_url=str(settings.sagemaker_url or settings.kit_url)
-                    if settings.sagemaker_url or local else None)
+                    if settings.sagemaker_url or local else None,
+                    max_answer_bytes=budget.answer_read_cap(settings.kit_limits))
     images = ImageLoader(settings.fetch_allow, settings.fetch_timeout_seconds, settings.fetch_max_bytes,
                          pass_url=settings.image_mode == "pass-url")
     await kit.start()

@@ -49,6 +49,7 @@ def test_signed_call_succeeds_and_timing_entry_is_dropped(kit, kit_proxy, images
     ("200-not-json", ServerException, "InternalError", 500),
     ("close", ServerException, "ServiceUnavailable", 503),
     ("hang", ClientException, "Timeout", 408),
+    ("oversized", ServerException, "InternalError", 500),  # over the kit's answer limit: never read whole
 ])
 def test_kit_failure_shapes(kit, kit_proxy, images, fault_name, exc_type, code, status):
     kit[0].fault = fault_name
@@ -57,6 +58,15 @@ def test_kit_failure_shapes(kit, kit_proxy, images, fault_name, exc_type, code, 
     assert (exc.value.code, exc.value.status_code) == (code, status)
     if fault_name == "429":
         assert exc.value.retry_after == 2
+
+
+def test_oversized_answer_is_not_read_whole(kit, kit_proxy, images):
+    """An answer past the kit's 6 MB answer limit (plus margin) is cut off, not buffered: 50 MB never arrive."""
+    kit[0].fault, kit[0].streamed_mib = "oversized", 0
+    with pytest.raises(ServerException) as exc:
+        call(kit_proxy, images)
+    assert exc.value.code == "InternalError"
+    assert kit[0].streamed_mib < 30  # the proxy stopped after ~6 MiB; socket buffers hold a little more
 
 
 def test_kit_unreachable(images):
