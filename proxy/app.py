@@ -170,7 +170,8 @@ async def _aiohttp_errors(request: web.Request,
 async def start_services(settings: Settings, registry: mappings.Registry) -> Services:
     local: LocalBackend | None = None
     if settings.kit_url is None:
-        local = LocalBackend(settings.aws_region, settings.kit_stage, settings.kit_routes, threads=2)
+        local = LocalBackend(settings.aws_region, settings.kit_stage, settings.kit_routes, threads=2,
+                             limits=settings.kit_limits)
         base = await local.start()
         settings = settings.model_copy(update={"kit_url": base})
         credentials = CredentialSource(local.credentials)
