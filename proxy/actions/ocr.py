@@ -18,7 +18,7 @@ from typing import Any
 import structlog
 from pydantic import BaseModel, ValidationError
 
-from ..aliyun.errors import Err
+from ..aliyun.errors import AliyunError, Err
 from ..images import LoadedImage
 from ..kit import budget
 from ..kit.fit import CannotFit, Fitted, fit, fits
@@ -78,7 +78,13 @@ async def _recognise(call: Call) -> tuple[LoadedImage, list[tuple[KitLine, Line]
     """The kit's lines, each with its rectangle in the caller's image."""
     image = await call.image()
     sent = await _fitted(call, image)
-    lines = kit_lines(await call.kit.invoke_image("ocr", sent.image))
+    try:
+        answer = await call.kit.invoke_image("ocr", sent.image)
+    except AliyunError as err:
+        if image.url is not None and err.kind is Err.IMAGE_DOWNLOAD and call.spec.image is not None:
+            raise await call.backends.images.why_kit_refused(image.url, call.spec.image) from None
+        raise
+    lines = kit_lines(answer)
     diagonals = [Diagonal(b.left, b.top, b.width, b.height) for b in (line.location for line in lines)]
     data = sent.image.data
     if data is not None and lines:
