@@ -2,9 +2,9 @@
 
 An image that fits is sent as it is: one length comparison, no decoding. One that does not is re-encoded
 before it is shrunk: the pixels the kit reads (`convert('RGB')`, as its aikits_utils.readimg does) as a
-high-quality JPEG, q92 then q85 at full size; only if that is still too big, shrunk at q85 by the factor
-the JPEG's size says, and again by what is left, until it fits. `sx`/`sy` map the kit's coordinates back
-to the caller's image exactly (original pixels per sent pixel, each axis on its own).
+high-quality JPEG, q92 then q85 at full size; only if that is still too big, shrunk at q85: by the factor
+the JPEG's size suggests, then bisected to within 5% of the largest scale that fits. `sx`/`sy` map the
+kit's coordinates back to the caller's image exactly (original pixels per sent pixel, each axis on its own).
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from ..images import LoadedImage
 QUALITIES = (92, 85)  # full-size JPEG attempts, best first
 SHRINK_QUALITY = 85
 SHRINK_MARGIN = 0.97  # aim a little under the budget: a JPEG's size is not exactly proportional to its area
-MAX_SHRINKS = 8
+MAX_SHRINKS = 8  # encodes at most, on the rare images a q85 JPEG cannot bring under the budget
+CLOSE_ENOUGH = 1.05  # stop when the fitting scale is within 5% of one that does not fit
 
 
 class CannotFit(ValueError):
@@ -53,15 +54,33 @@ def fit(image: LoadedImage, max_bytes: int) -> Fitted:
         size = len(data)
         if size <= max_bytes:
             return Fitted(replace(image, data=data, format="jpeg"), how="jpeg")
-    scale = 1.0
+    # Shrink: estimate the scale from the JPEG's size, then bisect between the largest scale that fits and
+    # the smallest that did not (a shrunk JPEG is smaller than its area says: resampling smooths it).
+    fitting: tuple[float, bytes] | None = None
+    too_big, scale = 1.0, math.sqrt(max_bytes / size) * SHRINK_MARGIN
     for _ in range(MAX_SHRINKS):
-        scale *= math.sqrt(max_bytes / size) * SHRINK_MARGIN
-        w, h = max(1, round(width * scale)), max(1, round(height * scale))
-        data = _jpeg(rgb.resize((w, h), Image.Resampling.LANCZOS), SHRINK_QUALITY)
-        size = len(data)
-        if size <= max_bytes:
-            return Fitted(replace(image, data=data, format="jpeg"), width / w, height / h, "jpeg-shrunk")
-    raise CannotFit(f"{len(image.data)} bytes do not fit in {max_bytes}")
+        data = _shrunk(rgb, scale)
+        if len(data) <= max_bytes:
+            fitting = (scale, data)
+        else:
+            too_big = scale
+        if fitting is not None and too_big / fitting[0] <= CLOSE_ENOUGH:
+            break
+        scale = (fitting[0] + too_big) / 2 if fitting else scale * math.sqrt(max_bytes / len(data)) * SHRINK_MARGIN
+    if fitting is None:
+        raise CannotFit(f"{len(image.data)} bytes do not fit in {max_bytes}")
+    scale, data = fitting
+    w, h = _side(width, scale), _side(height, scale)
+    return Fitted(replace(image, data=data, format="jpeg"), width / w, height / h, "jpeg-shrunk")
+
+
+def _side(side: int, scale: float) -> int:
+    return max(1, round(side * scale))
+
+
+def _shrunk(rgb: Image.Image, scale: float) -> bytes:
+    size = (_side(rgb.width, scale), _side(rgb.height, scale))
+    return _jpeg(rgb.resize(size, Image.Resampling.LANCZOS), SHRINK_QUALITY)
 
 
 def _jpeg(rgb: Image.Image, quality: int) -> bytes:
