@@ -129,3 +129,12 @@ def test_an_answer_over_the_lambda_limit_is_api_gateways_502():
     finally:
         lt.run(small.close())
         lt.stop()
+
+
+@pytest.mark.parametrize("size", [(800, 16), (16, 300), (2000, 30)])
+def test_a_side_the_detector_rounds_to_nothing_crashes_like_the_kit(backend, size):
+    """main.py DetResizeForTest rounds each side to a multiple of 32 with round(): 16 px (or under 17 after
+    the 960-px scaling) becomes 0 and the kit's Lambda fails: API Gateway's 502."""
+    resp = post(backend, img_body(imagegen.blank_image(*size)))
+    assert (resp.status_code, resp.json()) == (502, {"message": "Internal server error"})
+    assert post(backend, img_body(imagegen.blank_image(800, 17))).status_code == 200

@@ -35,7 +35,9 @@ def boards() -> dict[str, tuple[bytes, list[tuple[str, float, float]]]]:
 
 @pytest.fixture(scope="module")
 def files(boards) -> Iterator[AppServer]:
-    server = serve_files({path: data for path, (data, _) in boards.items()} | {"/notimage.txt": b"plain text\n" * 9})
+    thin = imagegen.board([("thin strip 2024", 10, 2, 20)], (2000, 30))[0]
+    server = serve_files({path: data for path, (data, _) in boards.items()}
+                         | {"/notimage.txt": b"plain text\n" * 9, "/thin.png": thin})
     yield server
     server.close()
 
@@ -132,3 +134,17 @@ def test_pass_url_mode_tells_download_from_format(pass_url_proxy, files, path, c
         sdk.ocr(pass_url_proxy.endpoint).recognize_character(ocr_models.RecognizeCharacterRequest(
             image_url=f"{files.url}{path}", min_height=10, output_probability=False))
     assert (exc.value.code, exc.value.status_code) == (code, 400)
+
+
+def test_shapes_the_kits_detector_crashes_on_are_widened(proxy, files):
+    """16 px high, or 30 px high and 2000 wide (under 17 px once scaled to 960): the kit's Lambda would crash
+    (API Gateway's 502, the caller's InternalError). The proxy widens the thin side with the image's own
+    background, at the bottom, so no coordinate moves."""
+    resp = sdk.ocr(proxy.endpoint).recognize_character(ocr_models.RecognizeCharacterRequest(
+        image_url=f"{files.url}/thin.png", min_height=5, output_probability=False))
+    assert [_norm(r.text) for r in resp.body.data.results] == [_norm("thin strip 2024")]
+    box = resp.body.data.results[0].text_rectangles
+    assert box.top + box.height <= 30 and box.left < 40
+    data = json.loads(sdk.ocr_api(proxy.endpoint).recognize_general(api_models.RecognizeGeneralRequest(
+        body=io.BytesIO(imagegen.blank_image(800, 16)))).body.data)
+    assert (data["prism_wnum"], data["width"], data["height"]) == (0, 800, 16)

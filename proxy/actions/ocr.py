@@ -21,7 +21,7 @@ from pydantic import BaseModel, ValidationError
 from ..aliyun.errors import AliyunError, Err
 from ..images import LoadedImage
 from ..kit import budget
-from ..kit.fit import CannotFit, Fitted, fit, fits
+from ..kit.fit import CannotFit, Fitted, fit, fits, needs_padding, pad_for_detector
 from .call import Call
 from .ocr_geometry import Diagonal, Line, level_box, lines_from_image
 
@@ -59,7 +59,10 @@ def _is_duration(item: Any) -> bool:
 
 
 async def _fitted(call: Call, image: LoadedImage) -> Fitted:
-    """The image as the kit may receive it: untouched when it fits the budget (no decoding at all)."""
+    """The image as the kit may receive it: untouched when it fits the budget (no decoding at all); a
+    side the kit's detector would round to nothing widened first (the kit's Lambda crashes on it)."""
+    if needs_padding(image):
+        image = await asyncio.to_thread(pad_for_detector, image)
     max_bytes = budget.max_image_bytes(call.settings.kit_limits)
     if fits(image, max_bytes):
         return Fitted(image)

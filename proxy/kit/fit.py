@@ -17,6 +17,7 @@ from PIL import Image
 
 from ..images import LoadedImage
 
+DET_LIMIT_SIDE = 960  # lite-ocr's detector input: longer side at most this (main.py DetResizeForTest)
 QUALITIES = (92, 85)  # full-size JPEG attempts, best first
 SHRINK_QUALITY = 85
 SHRINK_MARGIN = 0.97  # aim a little under the budget: a JPEG's size is not exactly proportional to its area
@@ -81,6 +82,40 @@ def _side(side: int, scale: float) -> int:
 def _shrunk(rgb: Image.Image, scale: float) -> bytes:
     size = (_side(rgb.width, scale), _side(rgb.height, scale))
     return _jpeg(rgb.resize(size, Image.Resampling.LANCZOS), SHRINK_QUALITY)
+
+
+def detector_size(width: int, height: int) -> tuple[int, int]:
+    """lite-ocr's detector input size (main.py `DetResizeForTest.resize_image_type0`, limit_type max):
+    scaled so the longer side is at most 960, each side rounded to a multiple of 32 with Python's round(),
+    which halves to even: a side of 16 px (or one the 960-px scaling brings under 17) becomes 0, and the
+    kit's Lambda crashes."""
+    ratio = DET_LIMIT_SIDE / max(width, height) if max(width, height) > DET_LIMIT_SIDE else 1.0
+    return int(round(int(width * ratio) / 32) * 32), int(round(int(height * ratio) / 32) * 32)
+
+
+def needs_padding(image: LoadedImage) -> bool:
+    return image.data is not None and min(detector_size(image.width, image.height)) <= 0
+
+
+def pad_for_detector(image: LoadedImage) -> LoadedImage:
+    """Widen the thin side (at the bottom or right, so no coordinate moves) with the image's own border
+    colour until the kit's detector gets a non-empty input. Blocking; only thin images get here."""
+    assert image.data is not None
+    width, height = image.width, image.height
+    while detector_size(width, height)[0] <= 0:
+        width += 1
+    while detector_size(width, height)[1] <= 0:
+        height += 1
+    with Image.open(io.BytesIO(image.data)) as img:
+        rgb = img.convert("RGB")
+    edge = [rgb.getpixel((x, rgb.height - 1)) for x in range(0, rgb.width, max(1, rgb.width // 64))]
+    edge += [rgb.getpixel((rgb.width - 1, y)) for y in range(0, rgb.height, max(1, rgb.height // 64))]
+    fill = tuple(sorted(channel)[len(channel) // 2] for channel in zip(*edge, strict=True))  # median colour
+    canvas = Image.new("RGB", (width, height), fill)
+    canvas.paste(rgb, (0, 0))
+    out = io.BytesIO()
+    canvas.save(out, "PNG")
+    return replace(image, data=out.getvalue(), format="png")
 
 
 def _jpeg(rgb: Image.Image, quality: int) -> bytes:

@@ -25,9 +25,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from ..fit import DET_LIMIT_SIDE, detector_size
+
 MODEL_NAME = "rapidocr PP-OCR (onnxruntime, CPU)"
 DROP_SCORE = 0.3  # infer_ocr_app.py TextSystem.drop_score
-DET_LIMIT_SIDE = 960  # main.py DetResizeForTest limit_side_len, limit_type "max"
 SAME_ROW_PX = 10  # infer_ocr_app.py sorted_boxes: boxes closer than this in y are one row
 
 
@@ -43,6 +44,11 @@ def sorted_boxes(rows: list[Row]) -> list[Row]:
         if abs(after[1] - this[1]) < SAME_ROW_PX and after[0] < this[0]:
             boxes[i], boxes[i + 1] = boxes[i + 1], boxes[i]
     return boxes
+
+
+class DetectorCrash(RuntimeError):
+    """The kit's Lambda fails on this shape (proxy/kit/fit.py `detector_size`): the detector returns
+    `(None, 0)`, which `TextSystem.__call__` then sorts, an AttributeError (API Gateway's 502)."""
 
 
 def kit_location(quad: np.ndarray) -> dict[str, int]:
@@ -71,6 +77,8 @@ class OcrEngine:
 
     def recognise(self, data: bytes) -> list[dict[str, Any]]:
         rgb = Image.open(io.BytesIO(data)).convert("RGB")  # aikits_utils.readimg: .convert('RGB')
+        if min(detector_size(*rgb.size)) <= 0:
+            raise DetectorCrash(f"{rgb.size[0]}x{rgb.size[1]}: the detector's input would be empty")
         out = self._load()(np.asarray(rgb)[:, :, ::-1])
         if out.boxes is None:
             return []

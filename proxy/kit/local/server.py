@@ -306,6 +306,9 @@ class LocalBackend:
         except (OSError, ValueError) as exc:
             log.info("local.model_rejected", route=route, error=type(exc).__name__)
             return _illegal(event)
+        except ocr.DetectorCrash as exc:  # the kit's own crash on this shape, not a bug here
+            log.info("local.kit_crash", route=route, reason=str(exc))
+            return Outcome(500, b"Internal Server Error", {})
         except Exception:
             log.exception("local.model_failed", route=route)
             return Outcome(500, b"Internal Server Error", {})
