@@ -11,6 +11,7 @@ thickness, Left/Top = centre minus half the sides, Angle clockwise positive.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 from typing import Any
@@ -27,6 +28,7 @@ from .ocr_geometry import Diagonal, Line, level_box, lines_from_image
 
 log = structlog.get_logger("actions.ocr")
 PRISM_VERSION = "1.0.9"
+HEAVY_PIXELS = 12_000_000  # images larger than this are decoded (to measure tilt) under the heavy semaphore
 
 
 class Location(BaseModel):
@@ -91,8 +93,11 @@ async def _recognise(call: Call) -> tuple[LoadedImage, list[tuple[KitLine, Line]
     diagonals = [Diagonal(b.left, b.top, b.width, b.height) for b in (line.location for line in lines)]
     data = sent.image.data
     if data is not None and lines:
+        # A full decode (a JPEG is decoded at 1/2 to 1/8 size): big ones take a heavy slot, as matting does.
+        heavy = call.backends.heavy if image.width * image.height > HEAVY_PIXELS else contextlib.nullcontext()
         try:
-            rects = await asyncio.to_thread(lines_from_image, data, diagonals)
+            async with heavy:
+                rects = await asyncio.to_thread(lines_from_image, data, diagonals)
         except (OSError, ValueError):  # the kit read it, so this should not happen: keep the level boxes
             log.warning("ocr.tilt_unmeasured")
             rects = [level_box(d) for d in diagonals]
