@@ -13,6 +13,7 @@ import requests
 from botocore.credentials import Credentials
 
 from proxy.config import KitLimits, KitRoutes
+from proxy.kit import budget
 from proxy.kit.local.server import LocalBackend
 from proxy.kit.sigv4 import sign, verify
 from tests import imagegen
@@ -138,3 +139,12 @@ def test_a_side_the_detector_rounds_to_nothing_crashes_like_the_kit(backend, siz
     resp = post(backend, img_body(imagegen.blank_image(*size)))
     assert (resp.status_code, resp.json()) == (502, {"message": "Internal server error"})
     assert post(backend, img_body(imagegen.blank_image(800, 17))).status_code == 200
+
+
+def test_the_largest_image_the_budget_allows_reaches_the_handler(backend):
+    """The proxy's budget (proxy/kit/budget.py) and the gateway's event arithmetic agree: the biggest image
+    the proxy would send passes the 6,291,456-byte event limit, with its SigV4 headers and all."""
+    raw = budget.max_image_bytes(KitLimits())
+    resp = post(backend, img_body(b"\0" * raw))
+    assert (resp.status_code, resp.text) == (400, "`parameter `img` illegal")  # the handler ran: not a 413
+    assert post(backend, img_body(b"\0" * (raw + 30_000))).status_code == 413
