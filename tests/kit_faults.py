@@ -57,6 +57,7 @@ class FaultKit:
         self.fault = "ok"
         self.calls = 0
         self.rejected = 0
+        self.last_body = b""  # the last signed request body, as the kit received it
         self.streamed_mib = 0  # "oversized": MiB written before the proxy hung up
         self.fail_after = 0  # super-resolution: answer this many tiles, then fail with `fault`
 
@@ -74,6 +75,7 @@ class FaultKit:
             self.rejected += 1
             return web.json_response({"message": str(exc)}, status=403)
         self.calls += 1
+        self.last_body = body
         if request.path.rstrip("/").endswith("super-resolution-ml") and self.calls <= self.fail_after:
             return web.json_response(_enlarge(json.loads(body)))
         if self.fault == "hang":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import threading
 from collections.abc import Iterator
 
@@ -9,7 +11,7 @@ import pytest
 from alibabacloud_ocr20191230 import models as ocr_models
 from alibabacloud_tea_openapi.exceptions import ClientException, ServerException, ThrottlingException
 
-from tests import sdk
+from tests import imagegen, sdk
 from tests.harness import AppServer, ProxyServer
 from tests.kit_faults import remote_kit_proxy
 
@@ -58,6 +60,14 @@ def test_kit_failure_shapes(kit, kit_proxy, images, fault_name, exc_type, code, 
     assert (exc.value.code, exc.value.status_code) == (code, status)
     if fault_name == "429":
         assert exc.value.retry_after == 2
+
+
+def test_an_image_within_the_budget_reaches_the_kit_byte_for_byte(kit, kit_proxy, images):
+    """The payload budget costs an image that fits nothing: the kit gets the caller's own bytes."""
+    kit[0].fault = "ok"
+    call(kit_proxy, images)
+    sent = base64.b64decode(json.loads(kit[0].last_body)["img"])
+    assert sent == imagegen.text_image("PNG")
 
 
 def test_oversized_answer_is_not_read_whole(kit, kit_proxy, images):
