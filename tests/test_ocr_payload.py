@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from alibabacloud_ocr_api20210707 import models as api_models
 from alibabacloud_ocr_api20210707.client import Client as OcrApiClient
+from alibabacloud_tea_openapi.exceptions import ClientException
 
 from proxy.config import KitLimits
 from proxy.kit import budget
@@ -107,3 +108,11 @@ def test_shrunk_only_as_far_as_needed_and_mapped_back(made):
         _check(json.loads(resp.body.data), CASES["png-8mb"][0], drawn)
     finally:
         server.close()
+
+
+def test_a_truncated_image_over_the_budget_is_invalid_format(big_proxy, made):
+    """Its header reads fine (the size checks pass); its pixels do not, when the proxy re-encodes it."""
+    cut = made["png-8mb"][0][:6_000_000]
+    with pytest.raises(ClientException) as exc:
+        _client(big_proxy).recognize_general(api_models.RecognizeGeneralRequest(body=io.BytesIO(cut)))
+    assert (exc.value.code, exc.value.status_code) == ("InvalidImage.Format", 400)

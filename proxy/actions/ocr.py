@@ -63,17 +63,19 @@ def _is_duration(item: Any) -> bool:
 async def _fitted(call: Call, image: LoadedImage) -> Fitted:
     """The image as the kit may receive it: untouched when it fits the budget (no decoding at all); a
     side the kit's detector would round to nothing widened first (the kit's Lambda crashes on it)."""
-    if needs_padding(image):
-        image = await asyncio.to_thread(pad_for_detector, image)
-    max_bytes = budget.max_image_bytes(call.settings.kit_limits)
-    if fits(image, max_bytes):
-        return Fitted(image)
-    async with call.backends.heavy:  # decodes the full image
-        try:
+    try:
+        if needs_padding(image):
+            image = await asyncio.to_thread(pad_for_detector, image)
+        max_bytes = budget.max_image_bytes(call.settings.kit_limits)
+        if fits(image, max_bytes):
+            return Fitted(image)
+        async with call.backends.heavy:  # decodes the full image
             fitted = await asyncio.to_thread(fit, image, max_bytes)
-        except (CannotFit, OSError, ValueError):
-            log.warning("ocr.cannot_fit", bytes=len(image.data or b""), budget=max_bytes)
-            raise Err.IMAGE_SIZE(f"the image does not fit the backend's {max_bytes}-byte limit") from None
+    except CannotFit:
+        log.warning("ocr.cannot_fit", bytes=len(image.data or b""), budget=max_bytes)
+        raise Err.IMAGE_SIZE(f"the image does not fit the backend's {max_bytes}-byte limit") from None
+    except (OSError, ValueError):  # its header read fine, its pixels do not (a truncated file)
+        raise Err.IMAGE_FORMAT("the image cannot be decoded") from None
     log.info("ocr.fitted", how=fitted.how, bytes_in=len(image.data or b""), bytes_out=len(fitted.image.data or b""),
              scale=round(1 / fitted.sx, 4))
     return fitted
