@@ -104,6 +104,7 @@ def proxy_env(kit_port: int) -> dict[str, str]:
     """A clean environment: dummy AWS keys for botocore's chain, loopback fetches, no caller keys."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VISION_PROXY_", "AWS_"))}
     env.update(VISION_PROXY_KIT_URL=f"http://127.0.0.1:{kit_port}", VISION_PROXY_FETCH_ALLOW="127.0.0.1/32",
+               VISION_PROXY_ADMIN_PORT="0",  # any free port: another run (or engineer) may hold 9090
                AWS_ACCESS_KEY_ID="AKIDBENCHMARK", AWS_SECRET_ACCESS_KEY="bench-secret",
                AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull, AWS_EC2_METADATA_DISABLED="true")
     return env
@@ -144,9 +145,12 @@ async def run(fleet: Fleet, profile: Profile) -> list[dict[str, Any]]:
     proxy = fleet.start("proxy", ["-m", "proxy", "serve", "--port", str(port)], proxy_env(stub), port=port)
     raw = {"Content-Type": "application/octet-stream", **V3}
     url_query = "?" + urlencode({"Url": f"http://127.0.0.1:{stub}/img.png"})
+    # 1 MB and 4 MB fit the kit's payload budget: the budget costs them one length check. 6 MB does not: the
+    # proxy re-encodes it (the baseline forwards it as-is, which the real kit would refuse with a 413).
     cases = [("url 50KB png", url_query, b"", V3),
              ("raw 1MB png", "", noise_png(MiB), raw),
-             ("raw 4MB png", "", noise_png(4 * MiB), raw)]
+             ("raw 4MB png", "", noise_png(4 * MiB), raw),
+             ("raw 6MB fitted", "", noise_png(6 * MiB), raw)]
     rows = []
     connector = aiohttp.TCPConnector(limit=profile.concurrency)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as session:

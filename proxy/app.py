@@ -29,6 +29,7 @@ from .config import Settings
 from .exchange import Exchange, Observer
 from .images import ImageLoader
 from .jobs import JobRunner
+from .kit import budget
 from .kit.client import KitClient
 from .kit.credentials import CredentialSource
 from .kit.local.server import LocalBackend
@@ -184,7 +185,8 @@ async def _aiohttp_errors(request: web.Request,
 async def start_services(settings: Settings, registry: mappings.Registry) -> Services:
     local: LocalBackend | None = None
     if settings.kit_url is None:
-        local = LocalBackend(settings.aws_region, settings.kit_stage, settings.kit_routes, threads=2)
+        local = LocalBackend(settings.aws_region, settings.kit_stage, settings.kit_routes, threads=2,
+                             limits=settings.kit_limits)
         base = await local.start()
         settings = settings.model_copy(update={"kit_url": base})
         credentials = CredentialSource(local.credentials)
@@ -197,7 +199,8 @@ async def start_services(settings: Settings, registry: mappings.Registry) -> Ser
                     host=settings.kit_host_header, api_id=settings.kit_api_id,
                     sagemaker_endpoints=settings.kit_sagemaker_endpoints,  # the embedded backend serves them too
                     sagemaker_url=str(settings.sagemaker_url or settings.kit_url)
-                    if settings.sagemaker_url or local else None)
+                    if settings.sagemaker_url or local else None,
+                    max_answer_bytes=budget.answer_read_cap(settings.kit_limits))
     images = ImageLoader(settings.fetch_allow, settings.fetch_timeout_seconds, settings.fetch_max_bytes,
                          pass_url=settings.image_mode == "pass-url")
     await kit.start()

@@ -48,6 +48,22 @@ class KitRoutes(BaseModel):
     super_resolution: str = "super-resolution-ml"
 
 
+class KitLimits(BaseModel):
+    """The kit's payload limits, the one place they are written (proxy/kit/budget.py turns them into image
+    sizes). Defaults are AWS's: a Lambda behind API Gateway's proxy integration (the kit's lambda-feature-
+    construct.ts) takes a request event of at most 6,291,456 bytes (RequestEntityTooLargeException: "Request
+    must be smaller than 6291456 bytes") and answers at most 6,291,556 (6 MiB + 100; over it the gateway
+    says 502); a REST API body is at most 10 MiB (413 from API Gateway)."""
+
+    max_request_bytes: int = Field(default=6_291_456, ge=64 * 1024, description="Lambda request event, whole")
+    max_response_bytes: int = Field(default=6_291_556, ge=64 * 1024, description="Lambda answer, whole")
+    max_gateway_body_bytes: int = Field(default=10 * MiB, ge=64 * 1024, description="API Gateway REST request body")
+    # What the gateway wraps around the body in the event: ~40 headers twice (headers, multiValueHeaders;
+    # the SigV4 ones with an STS token run to ~2 KB), requestContext, identity. Measured ~4-6 KB; room to spare.
+    event_overhead_bytes: int = Field(default=16 * 1024, ge=0)
+    answer_margin_bytes: int = Field(default=64 * 1024, ge=0, description="read cap = max_response_bytes + this")
+
+
 def _key_entries(value: str, marker: str, shape: str) -> list[str]:
     """Entries of a key list given inline (commas or newlines; `#` comments) or as the path of a file holding
     them (a mounted Secret). An inline list is told from a path by `marker`; values are never echoed."""
@@ -125,6 +141,7 @@ class Settings(BaseSettings):
     kit_timeout_seconds: float = Field(9.0, gt=0)
     kit_connect_timeout_seconds: float = Field(3.0, gt=0)
     kit_max_connections: int = Field(64, ge=1)
+    kit_limits: KitLimits = KitLimits()  # payload limits; VISION_PROXY_KIT_LIMITS__MAX_REQUEST_BYTES etc.
 
     mappings_dir: Path | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"

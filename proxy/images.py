@@ -27,6 +27,7 @@ MAX_REDIRECTS = 5
 METADATA_ADDRESSES = {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")}
 NAT64 = ipaddress.ip_network("64:ff9b::/96")  # reaches IPv4 targets (the metadata address too) via NAT64
 EXIF_ORIENTATION = 0x0112
+PROBE_BYTES = 64 * 1024  # enough for any supported format's header
 
 MAGIC: list[tuple[bytes, int, str]] = [
     (b"\xff\xd8\xff", 0, "jpeg"),
@@ -177,21 +178,43 @@ class ImageLoader:
         except OSError:
             raise Err.IMAGE_DOWNLOAD("the host name does not resolve") from None
 
+    async def why_kit_refused(self, url: str, spec: ImageSpec) -> AliyunError:
+        """pass-url mode: the kit answers `parameter `url` illegal` both when its download fails and when the
+        file is no image it can decode (infer_ocr_app.py `read_img`: aikits_utils.readimg's None either way).
+        Fetch the file's head behind the same guard: not reachable is Download, not an image (or one of a
+        format the action refuses) is Format; an image that reads fine here means the kit could not get it."""
+        try:
+            head = await self._fetch(url, PROBE_BYTES, truncate=True)
+        except AliyunError as err:
+            return _renamed(err, spec)
+        kind = sniff(head)
+        if kind is None or kind not in spec.formats:
+            return _renamed(Err.IMAGE_FORMAT(f"{kind or 'not an image'}; accepted: {', '.join(spec.formats)}"), spec)
+        try:
+            Image.open(io.BytesIO(head))  # parses the header only
+        except (UnidentifiedImageError, OSError, Image.DecompressionBombError):
+            return _renamed(Err.IMAGE_FORMAT("the image cannot be decoded"), spec)
+        return _renamed(Err.IMAGE_DOWNLOAD("the backend could not download the image"), spec)
+
     async def download(self, url: str, cap: int) -> bytes:
         """Bytes behind a URL, behind the same SSRF guard (shadow: the result images Aliyun links to)."""
         return await self._fetch(url, cap)
 
-    async def _fetch(self, url: str, cap: int) -> bytes:
+    async def _fetch(self, url: str, cap: int, truncate: bool = False) -> bytes:
+        """`truncate`: the first `cap` bytes are wanted (asked with Range), not an error past them."""
         assert self._session is not None, "ImageLoader.start() was not awaited"
+        headers = {"Range": f"bytes=0-{cap - 1}"} if truncate else None
         try:
             for _ in range(MAX_REDIRECTS + 1):
                 self.guard.check_url(url)
-                async with self._session.get(url, allow_redirects=False) as resp:
+                async with self._session.get(url, allow_redirects=False, headers=headers) as resp:
                     if resp.status in (301, 302, 303, 307, 308) and "Location" in resp.headers:
                         url = urljoin(url, resp.headers["Location"])
                         continue
-                    if resp.status != 200:
+                    if resp.status != 200 and not (truncate and resp.status == 206):
                         raise Err.IMAGE_DOWNLOAD(f"HTTP {resp.status}")
+                    if truncate:
+                        return await _read_head(resp, cap)
                     if resp.content_length is not None and resp.content_length > cap:
                         raise Err.IMAGE_SIZE(f"{resp.content_length} bytes, the limit is {cap}")
                     return await _read_capped(resp, cap)
@@ -206,6 +229,13 @@ class ImageLoader:
             raise Err.IMAGE_DOWNLOAD("connection failed") from None
         except (aiohttp.ClientError, ValueError):
             raise Err.IMAGE_DOWNLOAD("the download failed") from None
+
+
+async def _read_head(resp: aiohttp.ClientResponse, cap: int) -> bytes:
+    head = b""
+    while len(head) < cap and (chunk := await resp.content.read(cap - len(head))):
+        head += chunk
+    return head
 
 
 async def _read_capped(resp: aiohttp.ClientResponse, cap: int) -> bytes:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 import os
 import subprocess
 from functools import cache
@@ -66,3 +67,36 @@ def texture(w: int = 128, h: int = 96) -> Image.Image:
     for x in range(int(w * 0.6), int(w * 0.85), 6):
         draw.line([x, h * 0.25, x, h * 0.75], fill="white", width=2)
     return image
+
+
+def board(lines: list[tuple[str, int, int, int]], size: tuple[int, int], angle: float = 0, noise: int = 0,
+          fmt: str = "PNG", quality: int = 95, seed: int = 0) -> tuple[bytes, list[tuple[str, float, float]]]:
+    """A whiteboard: each (text, x, y, font size) drawn black, optionally on grey noise of amplitude `noise`
+    (incompressible, so the file is as big as its pixels), then the whole board turned `angle` degrees
+    counter-clockwise (positive: lines rising to the right). Returns the file and each line's drawn centre
+    (the middle of its ink box) in the final image's pixels."""
+    import numpy as np
+
+    if noise:
+        rng = np.random.default_rng(seed)
+        pixels = rng.integers(255 - noise, 256, size=(size[1], size[0], 3), dtype=np.uint8)
+        img = Image.fromarray(pixels, "RGB")
+    else:
+        img = Image.new("RGB", size, "white")
+    draw = ImageDraw.Draw(img)
+    centres = []
+    for text, x, y, font_size in lines:
+        font = ImageFont.truetype(font_path(), font_size)
+        draw.text((x, y), text, fill="black", font=font)
+        left, top, right, bottom = draw.textbbox((x, y), text, font=font)
+        centres.append((text, (left + right) / 2, (top + bottom) / 2))
+    if angle:
+        w, h = img.size
+        img = img.rotate(angle, expand=True, fillcolor="white", resample=Image.Resampling.BICUBIC)
+        a = math.radians(angle)
+        nx, ny = img.size[0] / 2, img.size[1] / 2
+        centres = [(t, nx + (cx - w / 2) * math.cos(a) + (cy - h / 2) * math.sin(a),
+                    ny - (cx - w / 2) * math.sin(a) + (cy - h / 2) * math.cos(a)) for t, cx, cy in centres]
+    out = io.BytesIO()
+    img.save(out, fmt, **({"quality": quality} if fmt == "JPEG" else {}))
+    return out.getvalue(), centres

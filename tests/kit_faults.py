@@ -57,6 +57,8 @@ class FaultKit:
         self.fault = "ok"
         self.calls = 0
         self.rejected = 0
+        self.last_body = b""  # the last signed request body, as the kit received it
+        self.streamed_mib = 0  # "oversized": MiB written before the proxy hung up
         self.fail_after = 0  # super-resolution: answer this many tiles, then fail with `fault`
 
     def app(self) -> web.Application:
@@ -73,6 +75,7 @@ class FaultKit:
             self.rejected += 1
             return web.json_response({"message": str(exc)}, status=403)
         self.calls += 1
+        self.last_body = body
         if request.path.rstrip("/").endswith("super-resolution-ml") and self.calls <= self.fail_after:
             return web.json_response(_enlarge(json.loads(body)))
         if self.fault == "hang":
@@ -80,6 +83,17 @@ class FaultKit:
         if self.fault == "slow":  # a correct answer, two seconds late
             await asyncio.sleep(2)
             return web.json_response(GOOD)
+        if self.fault == "oversized":  # 50 MB streamed with no length: the proxy must stop reading early
+            resp = web.StreamResponse()
+            resp.enable_chunked_encoding()
+            await resp.prepare(request)
+            try:
+                for _ in range(50):
+                    await resp.write(b" " * (1024 * 1024))
+                    self.streamed_mib += 1
+            except (ConnectionResetError, RuntimeError):
+                pass  # the proxy hung up, as it should
+            return resp
         if self.fault == "close":
             assert request.transport is not None
             request.transport.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import threading
 from collections.abc import Iterator
 
@@ -9,7 +11,7 @@ import pytest
 from alibabacloud_ocr20191230 import models as ocr_models
 from alibabacloud_tea_openapi.exceptions import ClientException, ServerException, ThrottlingException
 
-from tests import sdk
+from tests import imagegen, sdk
 from tests.harness import AppServer, ProxyServer
 from tests.kit_faults import remote_kit_proxy
 
@@ -49,6 +51,7 @@ def test_signed_call_succeeds_and_timing_entry_is_dropped(kit, kit_proxy, images
     ("200-not-json", ServerException, "InternalError", 500),
     ("close", ServerException, "ServiceUnavailable", 503),
     ("hang", ClientException, "Timeout", 408),
+    ("oversized", ServerException, "InternalError", 500),  # over the kit's answer limit: never read whole
 ])
 def test_kit_failure_shapes(kit, kit_proxy, images, fault_name, exc_type, code, status):
     kit[0].fault = fault_name
@@ -57,6 +60,23 @@ def test_kit_failure_shapes(kit, kit_proxy, images, fault_name, exc_type, code, 
     assert (exc.value.code, exc.value.status_code) == (code, status)
     if fault_name == "429":
         assert exc.value.retry_after == 2
+
+
+def test_an_image_within_the_budget_reaches_the_kit_byte_for_byte(kit, kit_proxy, images):
+    """The payload budget costs an image that fits nothing: the kit gets the caller's own bytes."""
+    kit[0].fault = "ok"
+    call(kit_proxy, images)
+    sent = base64.b64decode(json.loads(kit[0].last_body)["img"])
+    assert sent == imagegen.text_image("PNG")
+
+
+def test_oversized_answer_is_not_read_whole(kit, kit_proxy, images):
+    """An answer past the kit's 6 MB answer limit (plus margin) is cut off, not buffered: 50 MB never arrive."""
+    kit[0].fault, kit[0].streamed_mib = "oversized", 0
+    with pytest.raises(ServerException) as exc:
+        call(kit_proxy, images)
+    assert exc.value.code == "InternalError"
+    assert kit[0].streamed_mib < 30  # the proxy stopped after ~6 MiB; socket buffers hold a little more
 
 
 def test_kit_unreachable(images):

@@ -12,7 +12,8 @@ import pytest
 import requests
 from botocore.credentials import Credentials
 
-from proxy.config import KitRoutes
+from proxy.config import KitLimits, KitRoutes
+from proxy.kit import budget
 from proxy.kit.local.server import LocalBackend
 from proxy.kit.sigv4 import sign, verify
 from tests import imagegen
@@ -92,3 +93,58 @@ def test_verify_rejects_a_stale_signature(backend):
                backend.credentials.secret_key, "cn-northwest-1", now=later)
     verify("POST", url, CIMultiDict(headers), digest, backend.credentials.access_key,
            backend.credentials.secret_key, "cn-northwest-1")
+
+
+def _sized_body(total: int) -> bytes:
+    """`{"img": "<A...>"}` of exactly `total` bytes (not an image: only the gates before decoding matter)."""
+    wrap = len(b'{"img": ""}')
+    return b'{"img": "' + b"A" * (total - wrap) + b'"}'
+
+
+@pytest.mark.parametrize(("size", "status"), [
+    (6_200_000, 400),  # the event fits: the handler runs and refuses the bytes as the kit does
+    (6_291_000, 413),  # the body alone is under 6,291,456 but the event around it (headers, context) is not
+    (9_000_000, 413),  # under API Gateway's 10 MiB, over Lambda's event limit
+    (10 * 1024 * 1024 + 1, 413),  # over API Gateway's body limit: refused before the body is read
+])
+def test_request_limits_are_api_gateway_and_lambdas(backend, size, status):
+    resp = post(backend, _sized_body(size))
+    assert resp.status_code == status
+    if status == 413:
+        assert resp.json() == {"message": "Request Too Long"}
+    else:
+        assert resp.text == "`parameter `img` illegal"
+
+
+def test_an_answer_over_the_lambda_limit_is_api_gateways_502():
+    """The limit lowered (a 6 MB OCR answer would need tens of thousands of lines): the same gate."""
+    lt = LoopThread()
+    small = LocalBackend("cn-northwest-1", "prod", KitRoutes(),
+                         limits=KitLimits.model_construct(max_response_bytes=300))
+    lt.run(small.start())
+    try:
+        resp = post(small, img_body(imagegen.text_image("PNG")))
+        assert (resp.status_code, resp.json()) == (502, {"message": "Internal server error"})
+        resp = post(small, b'{"img": "aGVsbG8="}')  # a short 400 still fits
+        assert (resp.status_code, resp.text) == (400, "`parameter `img` illegal")
+    finally:
+        lt.run(small.close())
+        lt.stop()
+
+
+@pytest.mark.parametrize("size", [(800, 16), (16, 300), (2000, 30)])
+def test_a_side_the_detector_rounds_to_nothing_crashes_like_the_kit(backend, size):
+    """main.py DetResizeForTest rounds each side to a multiple of 32 with round(): 16 px (or under 17 after
+    the 960-px scaling) becomes 0 and the kit's Lambda fails: API Gateway's 502."""
+    resp = post(backend, img_body(imagegen.blank_image(*size)))
+    assert (resp.status_code, resp.json()) == (502, {"message": "Internal server error"})
+    assert post(backend, img_body(imagegen.blank_image(800, 17))).status_code == 200
+
+
+def test_the_largest_image_the_budget_allows_reaches_the_handler(backend):
+    """The proxy's budget (proxy/kit/budget.py) and the gateway's event arithmetic agree: the biggest image
+    the proxy would send passes the 6,291,456-byte event limit, with its SigV4 headers and all."""
+    raw = budget.max_image_bytes(KitLimits())
+    resp = post(backend, img_body(b"\0" * raw))
+    assert (resp.status_code, resp.text) == (400, "`parameter `img` illegal")  # the handler ran: not a 413
+    assert post(backend, img_body(b"\0" * (raw + 30_000))).status_code == 413

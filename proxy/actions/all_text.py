@@ -2,8 +2,9 @@
 
 One sub-image (the whole picture), one text block per kit line. Which `Type` values are served is the
 mapping's (`served`); the others never reach here. Blocks carry coordinates only when the caller asks
-(`OutputCoordinate`: points = the 4 corners, rectangle = centre and sides), as Aliyun's do; the kit's
-boxes are axis-aligned, so every angle is 0.
+(`OutputCoordinate`: points = the 4 corners, rectangle = centre and sides), as Aliyun's do. Lines are
+read as the other OCR answers read them (`ocr.recognise`: the payload budget, the diagonal's centre, the
+measured tilt), so a block's angle is the line's own.
 """
 
 from __future__ import annotations
@@ -11,14 +12,14 @@ from __future__ import annotations
 from typing import Any
 
 from .call import Call
-from .ocr import KitLine, kit_lines
+from .ocr import KitLine, recognise
+from .ocr_geometry import Line
 
 
 async def recognize_all_text(call: Call) -> dict[str, Any]:
-    image = await call.image()
-    lines = kit_lines(await call.kit.invoke_image(call.kit_route, image))
+    image, lines = await recognise(call)
     coordinate = call.params.get("OutputCoordinate")
-    blocks = [_block(i, line, coordinate) for i, line in enumerate(lines)]
+    blocks = [_block(i, line, rect, coordinate) for i, (line, rect) in enumerate(lines)]
     sub_image: dict[str, Any] = {"SubImageId": 0, "Angle": 0,
                                  "BlockInfo": {"BlockCount": len(blocks), "BlockDetails": blocks}}
     if coordinate == "points":
@@ -28,20 +29,20 @@ async def recognize_all_text(call: Call) -> dict[str, Any]:
     return {"Data": {
         "Height": image.org_height,
         "Width": image.org_width,
-        "Content": "".join(f"{line.words} " for line in lines),
+        "Content": "".join(f"{line.words} " for line, _ in lines),
         "SubImageCount": 1,
         "SubImages": [sub_image],
     }}
 
 
-def _block(index: int, line: KitLine, coordinate: str | None) -> dict[str, Any]:
-    b = line.location
-    block: dict[str, Any] = {"BlockId": index, "BlockAngle": 0, "BlockContent": line.words,
+def _block(index: int, line: KitLine, rect: Line, coordinate: str | None) -> dict[str, Any]:
+    block: dict[str, Any] = {"BlockId": index, "BlockAngle": round(rect.angle), "BlockContent": line.words,
                              "BlockConfidence": round(line.score * 100)}
     if coordinate == "points":
-        block["BlockPoints"] = _points(b.left, b.top, b.width, b.height)
+        block["BlockPoints"] = [{"X": round(x), "Y": round(y)} for x, y in rect.corners()]
     elif coordinate == "rectangle":
-        block["BlockRect"] = _rect(b.left, b.top, b.width, b.height)
+        block["BlockRect"] = {"CenterX": round(rect.cx), "CenterY": round(rect.cy), "Width": round(rect.length),
+                              "Height": round(rect.thickness)}
     return block
 
 

@@ -1,23 +1,34 @@
 """OCR: the kit's `lite-ocr` lines → `ocr` RecognizeCharacter and `ocr-api` Recognize* shapes.
 
-The kit gives axis-aligned boxes, so every box is reported with angle 0, one of the two forms Aliyun
-itself uses for horizontal text (Width = text length, Height = line thickness; Left/Top = centre minus
-half the sides, which for angle 0 is the top-left corner).
+The image is fitted to the kit's payload budget first (proxy/kit/fit.py; untouched when it fits). Each
+line's `location` is the diagonal of its rotated rectangle (proxy/actions/ocr_geometry.py): its midpoint
+is the centre; with the image at hand the tilt is measured and the sides are the true length and
+thickness, else the line is the level box the diagonal spans. Every coordinate is mapped back to the
+caller's image. Boxes use the form Aliyun itself uses for text near level: Width = length, Height =
+thickness, Left/Top = centre minus half the sides, Angle clockwise positive.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import math
 from typing import Any
 
 import structlog
 from pydantic import BaseModel, ValidationError
 
-from ..aliyun.errors import Err
+from ..aliyun.errors import AliyunError, Err
+from ..images import LoadedImage
+from ..kit import budget
+from ..kit.fit import CannotFit, Fitted, fit, fits, needs_padding, pad_for_detector
 from .call import Call
+from .ocr_geometry import Diagonal, Line, level_box, lines_from_image
 
 log = structlog.get_logger("actions.ocr")
 PRISM_VERSION = "1.0.9"
+HEAVY_PIXELS = 12_000_000  # images larger than this are decoded (to measure tilt) under the heavy semaphore
 
 
 class Location(BaseModel):
@@ -49,24 +60,67 @@ def _is_duration(item: Any) -> bool:
     return isinstance(item, dict) and item.keys() == {"duration"}
 
 
-async def _recognise(call: Call) -> tuple[Any, list[KitLine]]:
+async def _fitted(call: Call, image: LoadedImage) -> Fitted:
+    """The image as the kit may receive it: untouched when it fits the budget (no decoding at all); a
+    side the kit's detector would round to nothing widened first (the kit's Lambda crashes on it)."""
+    try:
+        if needs_padding(image):
+            image = await asyncio.to_thread(pad_for_detector, image)
+        max_bytes = budget.max_image_bytes(call.settings.kit_limits)
+        if fits(image, max_bytes):
+            return Fitted(image)
+        async with call.backends.heavy:  # decodes the full image
+            fitted = await asyncio.to_thread(fit, image, max_bytes)
+    except CannotFit:
+        log.warning("ocr.cannot_fit", bytes=len(image.data or b""), budget=max_bytes)
+        raise Err.IMAGE_SIZE(f"the image does not fit the backend's {max_bytes}-byte limit") from None
+    except (OSError, ValueError):  # its header read fine, its pixels do not (a truncated file)
+        raise Err.IMAGE_FORMAT("the image cannot be decoded") from None
+    log.info("ocr.fitted", how=fitted.how, bytes_in=len(image.data or b""), bytes_out=len(fitted.image.data or b""),
+             scale=round(1 / fitted.sx, 4))
+    return fitted
+
+
+async def recognise(call: Call) -> tuple[LoadedImage, list[tuple[KitLine, Line]]]:
+    """The kit's lines, each with its rectangle in the caller's image."""
     image = await call.image()
-    return image, kit_lines(await call.kit.invoke_image(call.kit_route, image))
+    sent = await _fitted(call, image)
+    try:
+        answer = await call.kit.invoke_image(call.kit_route, sent.image)
+    except AliyunError as err:
+        if image.url is not None and err.kind is Err.IMAGE_DOWNLOAD and call.spec.image is not None:
+            raise await call.backends.images.why_kit_refused(image.url, call.spec.image) from None
+        raise
+    lines = kit_lines(answer)
+    diagonals = [Diagonal(b.left, b.top, b.width, b.height) for b in (line.location for line in lines)]
+    data = sent.image.data
+    if data is not None and lines:
+        # A full decode (a JPEG is decoded at 1/2 to 1/8 size): big ones take a heavy slot, as matting does.
+        heavy = call.backends.heavy if image.width * image.height > HEAVY_PIXELS else contextlib.nullcontext()
+        try:
+            async with heavy:
+                rects = await asyncio.to_thread(lines_from_image, data, diagonals)
+        except (OSError, ValueError):  # the kit read it, so this should not happen: keep the level boxes
+            log.warning("ocr.tilt_unmeasured")
+            rects = [level_box(d) for d in diagonals]
+    else:
+        rects = [level_box(d) for d in diagonals]
+    return image, [(line, rect.scaled(sent.sx, sent.sy)) for line, rect in zip(lines, rects, strict=True)]
 
 
 async def recognize_character(call: Call) -> dict[str, Any]:
     """ocr 2019-12-30: `Data.Results[]` with `TextRectangles`; lines thinner than MinHeight dropped."""
-    _, lines = await _recognise(call)
+    _, lines = await recognise(call)
     min_height = call.params["MinHeight"]
     with_probability = call.params["OutputProbability"]
     results = []
-    for line in lines:
-        box = line.location
-        if min(box.width, box.height) < min_height:
+    for line, rect in lines:
+        if min(rect.length, rect.thickness) < min_height:
             continue
         item: dict[str, Any] = {
-            "TextRectangles": {"Left": box.left, "Top": box.top, "Width": box.width,
-                               "Height": box.height, "Angle": 0},
+            "TextRectangles": {"Left": round(rect.cx - rect.length / 2), "Top": round(rect.cy - rect.thickness / 2),
+                               "Width": round(rect.length), "Height": round(rect.thickness),
+                               "Angle": round(rect.angle)},
             "Text": line.words,
         }
         if with_probability:
@@ -77,10 +131,10 @@ async def recognize_character(call: Call) -> dict[str, Any]:
 
 async def recognize_general(call: Call) -> dict[str, Any]:
     """ocr-api 2021-07-07: `Data` is a JSON string of the prism result."""
-    image, lines = await _recognise(call)
-    words = [_word(line) for line in lines]
+    image, lines = await recognise(call)
+    words = [_word(line, rect) for line, rect in lines]
     data = {
-        "content": "".join(f"{line.words} " for line in lines),
+        "content": "".join(f"{line.words} " for line, _ in lines),
         "height": image.height,
         "orgHeight": image.org_height,
         "orgWidth": image.org_width,
@@ -92,18 +146,17 @@ async def recognize_general(call: Call) -> dict[str, Any]:
     return {"Data": json.dumps(data, ensure_ascii=False, separators=(",", ":"))}
 
 
-def _word(line: KitLine) -> dict[str, Any]:
-    b = line.location
-    right, bottom = b.left + b.width, b.top + b.height
+def _word(line: KitLine, rect: Line) -> dict[str, Any]:
+    """prism's word: x/y = floor(centre − half the sides), as Aliyun computes them; pos = the four corners,
+    clockwise from the text's top-left."""
     return {
-        "angle": 0,
+        "angle": round(rect.angle),
         "direction": 0,
-        "height": b.height,
-        "pos": [{"x": b.left, "y": b.top}, {"x": right, "y": b.top},
-                {"x": right, "y": bottom}, {"x": b.left, "y": bottom}],
+        "height": round(rect.thickness),
+        "pos": [{"x": round(x), "y": round(y)} for x, y in rect.corners()],
         "prob": round(line.score * 100),
-        "width": b.width,
+        "width": round(rect.length),
         "word": line.words,
-        "x": b.left,
-        "y": b.top,
+        "x": math.floor(rect.cx - rect.length / 2),
+        "y": math.floor(rect.cy - rect.thickness / 2),
     }

@@ -27,8 +27,10 @@ import botocore.session
 import structlog
 
 from ..aliyun.errors import AliyunError, Err
+from ..config import KitLimits
 from ..images import LoadedImage
 from ..observability import metrics
+from .budget import answer_read_cap
 from .credentials import CredentialSource
 from .sigv4 import sign
 
@@ -71,8 +73,10 @@ class KitClient:
     def __init__(self, route_url: Callable[[str], str], region: str, credentials: CredentialSource,
                  timeout: float, connect_timeout: float, max_connections: int, connect_url: str | None = None,
                  host: str | None = None, api_id: str | None = None,
-                 sagemaker_endpoints: Mapping[str, str] | None = None, sagemaker_url: str | None = None) -> None:
+                 sagemaker_endpoints: Mapping[str, str] | None = None, sagemaker_url: str | None = None,
+                 max_answer_bytes: int = answer_read_cap(KitLimits())) -> None:
         self.route_url = route_url
+        self.max_answer_bytes = max_answer_bytes  # a longer answer is not the kit's: never read into memory
         self.region = region
         self.gateway = Transport(
             "execute-api", {"Content-Type": "application/json", **({"x-apigw-api-id": api_id} if api_id else {})},
@@ -158,7 +162,7 @@ class KitClient:
             try:
                 async with self._session.post(target, data=body, headers=headers) as resp:
                     status = resp.status
-                    return resp.status, await resp.read(), resp.headers
+                    return resp.status, await self._read(route, resp), resp.headers
             except aiohttp.ClientConnectorError as exc:
                 if attempt == 1:
                     metrics.KIT_RETRIES.labels(route).inc()
@@ -178,6 +182,26 @@ class KitClient:
                 metrics.KIT_SECONDS.labels(route).observe(seconds)
                 log.debug("kit.call", route=route, status=status, bytes_out=len(body), ms=round(seconds * 1000, 1))
         raise AssertionError("unreachable")
+
+    async def _read(self, route: str, resp: aiohttp.ClientResponse) -> bytes:
+        """The answer, up to the kit's own answer limit plus a margin. Longer cannot come from the kit (API
+        Gateway answers 502 for a Lambda answer over 6 MB): read as the gateway's 502 would be."""
+        cap = self.max_answer_bytes
+        if resp.content_length is not None and resp.content_length > cap:
+            raise self._oversized(route, resp.content_length)
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in resp.content.iter_chunked(256 * 1024):
+            size += len(chunk)
+            if size > cap:
+                raise self._oversized(route, size)
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _oversized(self, route: str, size: int) -> AliyunError:
+        metrics.KIT_OVERSIZED.labels(route).inc()
+        log.warning("kit.answer_too_large", route=route, bytes_seen=size, cap=self.max_answer_bytes)
+        return Err.INTERNAL_ERROR()
 
 
 

@@ -40,6 +40,7 @@ KIT_SECONDS = Histogram(f"{PREFIX}_kit_call_duration_seconds", "AI Solution Kit 
                         buckets=LATENCY_BUCKETS)
 KIT_RETRIES = Counter(f"{PREFIX}_kit_retries", "Kit calls retried after a failed connection", ["route"])
 KIT_TIMEOUTS = Counter(f"{PREFIX}_kit_timeouts", "Kit calls that timed out", ["route"])
+KIT_OVERSIZED = Counter(f"{PREFIX}_kit_oversized_answers", "Kit answers over the answer limit, not read", ["route"])
 CREDENTIAL_FAILURES = Counter(f"{PREFIX}_credential_refresh_failures", "AWS credential resolution failures")
 NONCE_STORE_ERRORS = Counter(f"{PREFIX}_nonce_store_errors",
                              "Nonce store (Redis) failures, by stage: pool (no free connection in time: this "

@@ -33,9 +33,9 @@ import structlog
 from aiohttp import web
 from botocore.credentials import Credentials
 
-from ...config import KitRoutes
+from ...config import KitLimits, KitRoutes
 from ..sigv4 import SigV4Rejected, verify
-from . import ocr, segment, superres
+from . import gateway, ocr, segment, superres
 
 log = structlog.get_logger("kit.local")
 INVOCATIONS = re.compile(r"/endpoints/([^/]+)/invocations")
@@ -148,8 +148,11 @@ class PrivateApi:
 
 class LocalBackend:
     def __init__(self, region: str, stage: str, routes: KitRoutes, threads: int = 1,
-                 private: PrivateApi | None = None, sagemaker_endpoint: str = "super-resolution") -> None:
+                 private: PrivateApi | None = None, sagemaker_endpoint: str = "super-resolution",
+                 limits: KitLimits | None = None) -> None:
         self.region = region
+        self.limits = limits or KitLimits()  # payload limits enforced as API Gateway and Lambda do (gateway.py)
+        self._lambda_routes = {routes.ocr, routes.segmentation}  # super-resolution is a SageMaker integration
         self.stage = stage
         self.private = private
         self.sagemaker_endpoint = sagemaker_endpoint
@@ -170,7 +173,7 @@ class LocalBackend:
         self.base_url = ""
 
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=12 * 1024 * 1024)
+        app = web.Application(client_max_size=self.limits.max_gateway_body_bytes + 1024 * 1024)
         app.router.add_route("*", "/{path:.*}", self._handle)
         return app
 
@@ -191,6 +194,8 @@ class LocalBackend:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     async def _handle(self, request: web.Request) -> web.Response:
+        if (request.content_length or 0) > self.limits.max_gateway_body_bytes:
+            return _gateway(413, gateway.REQUEST_TOO_LONG)  # refused before the body is read, as API Gateway
         body = await request.read()
         invocation = INVOCATIONS.fullmatch(request.path)
         if invocation is not None:
@@ -204,7 +209,15 @@ class LocalBackend:
         stage, _, route = request.path.strip("/").partition("/")
         if request.method != "POST" or stage != self.stage or route not in self._routes:
             return _gateway(403, "Missing Authentication Token")
+        lambda_route = route in self._lambda_routes
+        if lambda_route and await asyncio.to_thread(gateway.event_bytes, request.method, request.path, self.stage,
+                                                    request.headers, body, self.region) > self.limits.max_request_bytes:
+            return _gateway(413, gateway.REQUEST_TOO_LONG)  # Lambda refused the event; the handler never ran
         outcome = await self._run(route, body)
+        if lambda_route and outcome.status in (200, 400) and \
+                gateway.answer_bytes(outcome.status, outcome.body) > self.limits.max_response_bytes:
+            log.info("local.answer_too_large", route=route, bytes=len(outcome.body))
+            return _gateway(502, "Internal server error")  # Function.ResponseSizeTooLarge, through the gateway
         if outcome.status == 200:
             return self._answer(outcome)
         if outcome.status == 500:
@@ -293,6 +306,9 @@ class LocalBackend:
         except (OSError, ValueError) as exc:
             log.info("local.model_rejected", route=route, error=type(exc).__name__)
             return _illegal(event)
+        except ocr.DetectorCrash as exc:  # the kit's own crash on this shape, not a bug here
+            log.info("local.kit_crash", route=route, reason=str(exc))
+            return Outcome(500, b"Internal Server Error", {})
         except Exception:
             log.exception("local.model_failed", route=route)
             return Outcome(500, b"Internal Server Error", {})

@@ -1,0 +1,153 @@
+"""Text-line geometry from the kit's `location`, which is a diagonal, not a box.
+
+lite-ocr writes `location` from the first and third corners of each line's quad after
+`order_points_clockwise` (the kit's general-ocr/model-standard/infer_ocr_app.py `handler` and main.py):
+`top/left` is the quad's top-left corner and `width/height` is bottom-right minus top-left. Those two
+corners are always opposite corners of the line's rotated rectangle, so
+
+- the diagonal's midpoint is the line's true centre, for any tilt;
+- for level text, `width` is the length and `height` the thickness;
+- for tilted text they are not: a line rising to the right gets `height = t·cos a − l·sin a` (negative
+  once the tilt passes atan(t/l), a few degrees for a long line), a falling one `t·cos a + l·sin a`.
+
+The diagonal alone cannot tell tilt from shape. When the image is at hand (fetch mode, raw bodies) the
+tilt is measured: among the rectangles that share the diagonal, the one whose direction makes the ink's
+projection profile sharpest (the classic deskew measure, on the ink within the diagonal's circle). Its
+sides are then exact: length `l = D·u`, thickness `t = D·v`. Without the image (pass-url mode) a line is
+the level box the diagonal spans: the right centre, non-negative sides, `Angle` 0.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+MAX_ANALYSIS_SIDE = 2048  # the tilt is measured on a copy at most this large (an angle is scale-free)
+MAX_INK_SAMPLES = 20_000  # ink pixels per line used to score an angle
+MIN_INK = 30  # fewer ink pixels than this within the line: no measurement, the level box stands
+ANGLE_STEP = 0.5  # degrees; the grid always holds 0, so level text reads exactly 0
+
+
+@dataclass(frozen=True)
+class Diagonal:
+    """The kit's `location`, in the pixels of the image the kit was sent."""
+
+    left: float
+    top: float
+    width: float
+    height: float
+
+
+@dataclass(frozen=True)
+class Line:
+    """A text line as a rotated rectangle: centre, length along the text, thickness across it, and angle
+    in degrees, clockwise positive (image coordinates, y down; Aliyun's "向右旋转为正")."""
+
+    cx: float
+    cy: float
+    length: float
+    thickness: float
+    angle: float
+
+    def corners(self) -> list[tuple[float, float]]:
+        """Top-left, top-right, bottom-right, bottom-left of the text (clockwise from the text's top-left)."""
+        a = math.radians(self.angle)
+        ux, uy = math.cos(a) * self.length / 2, math.sin(a) * self.length / 2
+        vx, vy = -math.sin(a) * self.thickness / 2, math.cos(a) * self.thickness / 2
+        return [(self.cx - ux - vx, self.cy - uy - vy), (self.cx + ux - vx, self.cy + uy - vy),
+                (self.cx + ux + vx, self.cy + uy + vy), (self.cx - ux + vx, self.cy - uy + vy)]
+
+    def scaled(self, sx: float, sy: float) -> Line:
+        """The same line in an image scaled by (sx, sy): corners mapped exactly, sides and angle re-read."""
+        if sx == sy == 1:
+            return self
+        (ax, ay), (bx, by), (cx, cy), (dx, dy) = [(x * sx, y * sy) for x, y in self.corners()]
+        return Line((ax + cx) / 2, (ay + cy) / 2,
+                    (math.hypot(bx - ax, by - ay) + math.hypot(cx - dx, cy - dy)) / 2,
+                    (math.hypot(dx - ax, dy - ay) + math.hypot(cx - bx, cy - by)) / 2,
+                    math.degrees(math.atan2(by - ay, bx - ax)) if self.angle else 0.0)
+
+
+def level_box(d: Diagonal) -> Line:
+    """Without the image: the level box the diagonal spans (exact for level text)."""
+    return Line(d.left + d.width / 2, d.top + d.height / 2, abs(d.width), abs(d.height), 0.0)
+
+
+def measured(d: Diagonal, angle: float) -> Line:
+    """The rectangle with diagonal `d` whose text runs at `angle` degrees."""
+    a = math.radians(angle)
+    length = d.width * math.cos(a) + d.height * math.sin(a)
+    thickness = -d.width * math.sin(a) + d.height * math.cos(a)
+    return Line(d.left + d.width / 2, d.top + d.height / 2, length, thickness, angle)
+
+
+def lines_from_image(data: bytes, diagonals: Sequence[Diagonal]) -> list[Line]:
+    """Measure each line's tilt in the image the kit read (blocking: decodes the image once, in grey)."""
+    if not diagonals:
+        return []
+    with Image.open(io.BytesIO(data)) as img:
+        full_width = img.size[0]
+        factor = max(1, math.ceil(max(img.size) / MAX_ANALYSIS_SIDE))
+        if img.format == "JPEG" and factor > 1:
+            img.draft("L", (img.size[0] // factor, img.size[1] // factor))  # decode at 1/2, 1/4 or 1/8
+        grey = img.convert("L")
+    if max(grey.size) > MAX_ANALYSIS_SIDE:
+        grey = grey.reduce(math.ceil(max(grey.size) / MAX_ANALYSIS_SIDE))
+    scale = grey.size[0] / full_width
+    pixels = np.asarray(grey)
+    out = []
+    for d in diagonals:
+        angle = _tilt(pixels, Diagonal(d.left * scale, d.top * scale, d.width * scale, d.height * scale))
+        out.append(level_box(d) if angle is None else measured(d, angle))
+    return out
+
+
+def _tilt(pixels: np.ndarray, d: Diagonal) -> float | None:
+    """The angle, on the 0.5° grid between the diagonal's own direction and 45° below it, at which the
+    ink around the line projects most sharply across the text (sum of squared 1-px profile bins)."""
+    cx, cy = d.left + d.width / 2, d.top + d.height / 2
+    r = math.hypot(d.width, d.height) / 2
+    if r < 2:
+        return None
+    x0, x1 = max(0, int(cx - r)), min(pixels.shape[1], int(cx + r) + 1)
+    y0, y1 = max(0, int(cy - r)), min(pixels.shape[0], int(cy + r) + 1)
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return None
+    ys, xs = np.nonzero(_ink(pixels[y0:y1, x0:x1]))
+    fx, fy = xs + (x0 - cx), ys + (y0 - cy)
+    inside = fx * fx + fy * fy <= r * r
+    fx, fy = fx[inside], fy[inside]
+    if fx.size < MIN_INK:
+        return None
+    if fx.size > MAX_INK_SAMPLES:
+        pick = np.random.default_rng(0).choice(fx.size, MAX_INK_SAMPLES, replace=False)
+        fx, fy = fx[pick], fy[pick]
+    psi = math.degrees(math.atan2(d.height, d.width))
+    grid = np.arange(math.ceil((psi - 45) / ANGLE_STEP), math.ceil(psi / ANGLE_STEP)) * ANGLE_STEP
+    grid = grid[grid < psi]
+    if grid.size == 0:
+        return None
+    rad = np.radians(grid)[:, None]
+    offsets = np.floor(-fx[None, :] * np.sin(rad) + fy[None, :] * np.cos(rad)).astype(np.int64)
+    offsets -= offsets.min(axis=1, keepdims=True)
+    width = int(offsets.max()) + 1
+    rows = offsets + (np.arange(grid.size) * width)[:, None]
+    profile = np.bincount(rows.ravel(), minlength=grid.size * width).reshape(grid.size, width)
+    sharpness = (profile.astype(np.float64) ** 2).sum(axis=1)
+    return float(grid[int(np.argmax(sharpness))])
+
+
+def _ink(grey: np.ndarray) -> np.ndarray:
+    """Otsu's threshold; the minority side is ink (dark on a whiteboard, light on a blackboard)."""
+    hist = np.bincount(grey.ravel(), minlength=256).astype(np.float64)
+    p = hist / max(hist.sum(), 1)
+    w = np.cumsum(p)
+    mu = np.cumsum(p * np.arange(256))
+    between = (mu[-1] * w - mu) ** 2 / np.maximum(w * (1 - w), 1e-12)
+    dark = grey <= int(np.argmax(between))
+    return dark if dark.mean() <= 0.5 else ~dark
