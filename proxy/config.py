@@ -31,6 +31,13 @@ class CallerKey(BaseModel):
     security_token: SecretStr | None = None
 
 
+class KitLimits(BaseModel):
+    """The kit's payload limits, in bytes: Lambda's 6 MB request event and response payload by default."""
+
+    max_request_bytes: Annotated[int, Field(ge=64 * 1024)] = 6_291_456
+    max_response_bytes: Annotated[int, Field(ge=64 * 1024)] = 6_291_456
+
+
 class KitRoutes(BaseModel):
     """AI Solution Kit resource paths, below the stage (the `-ml` ones are SageMaker-backed)."""
 
@@ -105,6 +112,7 @@ class Settings(BaseSettings):
     kit_timeout_seconds: float = Field(9.0, gt=0)
     kit_connect_timeout_seconds: float = Field(3.0, gt=0)
     kit_max_connections: int = Field(64, ge=1)
+    kit_limits: KitLimits = KitLimits()
 
     mappings_dir: Path | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"
