@@ -135,6 +135,8 @@ class KitClient:
             raise Err.INTERNAL_ERROR() from None
         if isinstance(parsed, dict) and "OriginalStatusCode" in parsed:  # SageMaker error arriving as 200
             raise _model_error(route, parsed)
+        if isinstance(parsed, dict) and _is_aws_error(parsed):  # SageMaker's own error, arriving as 200
+            raise _wrapped_sagemaker_error(route, parsed)
         return parsed
 
     def _route(self, route: str) -> tuple[str, Transport]:
@@ -244,6 +246,34 @@ def _model_error(route: str, body: Mapping[str, Any]) -> AliyunError:
         original = 0
     return _status_error(route, original if original >= 400 else 500,
                          str(body.get("OriginalMessage", "")).encode(), None)
+
+
+AWS_ERROR_KEYS = frozenset({"message", "Message", "__type", "code", "Code", "ErrorCode"})
+# What is left of SageMaker's own errors once API Gateway has passed them through as 200 (the kit's `-ml`
+# routes, sagemaker-feature-construct.ts): the body only, x-amzn-ErrorType is not mapped. Named by `__type`
+# when present, else by the words of the message; throttling's message is often null (AWS CommonErrors).
+MESSAGE_KINDS = (("rate exceeded", "ThrottlingException"), ("throttl", "ThrottlingException"),
+                 ("too many requests", "ThrottlingException"), ("not ready", "ModelNotReadyException"),
+                 ("not found", "ValidationError"), ("validation", "ValidationError"),
+                 ("unavailable", "ServiceUnavailable"), ("internal failure", "InternalFailure"))
+
+
+def _is_aws_error(body: Mapping[str, Any]) -> bool:
+    """An AWS error body (`{"message": ...}`, maybe `__type`), not a kit answer (`result`, OCR lines)."""
+    return bool(body) and body.keys() <= AWS_ERROR_KEYS and ("message" in body or "Message" in body)
+
+
+def _wrapped_sagemaker_error(route: str, body: Mapping[str, Any]) -> AliyunError:
+    """SageMaker's throttling, not-ready, validation or availability error inside an HTTP 200: mapped by the
+    same SAGEMAKER_STATUS table as the direct transport. Unrecognised: the backend failed, ServiceUnavailable."""
+    kind = str(body.get("__type") or body.get("code") or body.get("Code") or "").split(":")[0].rsplit("#")[-1]
+    message = str(body.get("message") or body.get("Message") or "")
+    if kind not in SAGEMAKER_STATUS:
+        lowered = message.lower()
+        kind = next((k for words, k in MESSAGE_KINDS if words in lowered),
+                    "ThrottlingException" if not message else "ServiceUnavailable")
+    log.warning("kit.sagemaker_error_as_200", route=route, kind=kind, message=message[:200])
+    return _status_error(route, SAGEMAKER_STATUS[kind], message.encode(), None)
 
 
 def _status_error(route: str, status: int, raw: bytes, retry_after: str | None) -> AliyunError:

@@ -35,7 +35,7 @@ from botocore.credentials import Credentials
 
 from ...config import KitRoutes
 from ..sigv4 import SigV4Rejected, verify
-from . import ocr, segment, superres
+from . import HandlerCrash, ocr, segment, superres
 
 log = structlog.get_logger("kit.local")
 INVOCATIONS = re.compile(r"/endpoints/([^/]+)/invocations")
@@ -205,11 +205,13 @@ class LocalBackend:
         if request.method != "POST" or stage != self.stage or route not in self._routes:
             return _gateway(403, "Missing Authentication Token")
         outcome = await self._run(route, body)
+        if route == self._sagemaker_route:
+            return self._through_aws_integration(outcome)
         if outcome.status == 200:
             return self._answer(outcome)
-        if outcome.status == 500:
-            return _gateway(502, "Internal server error")  # API Gateway's answer to a crashed Lambda
-        if outcome.status == 503:
+        if outcome.status == 500:  # API Gateway's answer to a crashed Lambda (proxy integration)
+            response = _gateway(502, "Internal server error")
+        elif outcome.status == 503:
             response = _gateway(503, "Service Unavailable")
         elif outcome.status == 504:  # what the kit does with an output it cannot produce in time (issue #152)
             response = _gateway(504, "Endpoint request timed out")
@@ -229,7 +231,10 @@ class LocalBackend:
         if name != self.sagemaker_endpoint:
             return _sagemaker(400, "ValidationError", {"message": f"Endpoint {name} of account 000000000000 "
                                                                   "not found."})
-        outcome = await self._run(self._sagemaker_route, body)
+        return self._sagemaker_answer(await self._run(self._sagemaker_route, body))
+
+    def _sagemaker_answer(self, outcome: Outcome) -> web.Response:
+        """SageMaker Runtime's dress for the container's answer: 200, 503 ServiceUnavailable, else 424 ModelError."""
         if outcome.status == 200:
             return self._answer(outcome)
         if outcome.status == 503:
@@ -246,6 +251,21 @@ class LocalBackend:
             "LogStreamArn": f"arn:aws-cn:logs:{self.region}:000000000000:log-group:/aws/sagemaker/Endpoints/"
                             f"{self.sagemaker_endpoint}"})
         response.headers.update(outcome.headers)
+        return response
+
+    def _through_aws_integration(self, outcome: Outcome) -> web.Response:
+        """The kit's `-ml` routes (sagemaker-feature-construct.ts) are an AwsIntegration to InvokeEndpoint whose
+        only integration response is 200: SageMaker's answer, error or not, reaches the caller as HTTP 200 with
+        its body passed through; its x-amzn-ErrorType header is not mapped. An integration timeout is API
+        Gateway's own 504."""
+        if outcome.status == 504:
+            response = _gateway(504, "Endpoint request timed out")
+            response.headers.update(outcome.headers)
+            return response
+        inner = self._sagemaker_answer(outcome)
+        response = web.Response(status=200, body=inner.body, content_type="application/json")
+        response.headers.update({k: v for k, v in inner.headers.items()
+                                 if k.lower().startswith("x-local-")})
         return response
 
     def _verify(self, request: web.Request, body: bytes, service: str) -> None:
@@ -290,6 +310,9 @@ class LocalBackend:
         except superres.TooLarge as exc:
             return Outcome(504, b"output too large", {"x-local-model-limit": _header(
                 f"output {exc} exceeds the embedded backend's {superres.MAX_OUTPUT_PIXELS} pixels")})
+        except HandlerCrash as exc:  # where the kit's own handler raises: an unhandled crash, not a 400
+            log.info("local.handler_crash", route=route, reason=str(exc))
+            return Outcome(500, b"Internal Server Error", {"x-local-crash": _header(str(exc))})
         except (OSError, ValueError) as exc:
             log.info("local.model_rejected", route=route, error=type(exc).__name__)
             return _illegal(event)
