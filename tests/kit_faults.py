@@ -40,6 +40,18 @@ FAULTS: dict[str, tuple[int, Any, dict[str, str]]] = {
     "200-model-error": (200, MODEL_ERROR, {}),
     "200-wrong-shape": (200, {"result": "not a list of lines"}, {}),
     "200-not-json": (200, "<html>oops</html>", {}),
+    # SageMaker's own errors on the kit's `-ml` routes: API Gateway's AwsIntegration has only a 200 integration
+    # response (sagemaker-feature-construct.ts), so they arrive as HTTP 200 with the body alone, no error type
+    "200-model-error-500": (200, {**MODEL_ERROR, "ErrorCode": "SERVER_ERROR_FROM_MODEL", "OriginalStatusCode": 500,
+                                  "OriginalMessage": "Internal Server Error"}, {}),
+    "200-throttling": (200, {"message": "Rate exceeded"}, {}),
+    "200-throttling-null": (200, {"message": None}, {}),  # SageMaker's concurrency limit (AWS CommonErrors)
+    "200-throttling-typed": (200, {"__type": "com.amazon.coral.availability#ThrottlingException",
+                                   "message": None}, {}),
+    "200-not-ready": (200, {"message": "Model for endpoint super-resolution is not ready. Try again later."}, {}),
+    "200-unavailable": (200, {"message": "Service Unavailable"}, {}),
+    "200-validation": (200, {"message": "Endpoint super-resolution of account 000000000000 not found."}, {}),
+    "200-internal": (200, {"Message": "An internal failure occurred."}, {}),
 }
 
 
