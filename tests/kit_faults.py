@@ -85,7 +85,11 @@ class FaultKit:
             self.rejected += 1
             return web.json_response({"message": str(exc)}, status=403)
         self.calls += 1
-        if request.path.rstrip("/").endswith("super-resolution-ml") and self.calls <= self.fail_after:
+        enlarging = request.path.rstrip("/").endswith("super-resolution-ml")
+        if enlarging and self.fault == "slow-sr":  # a correct enlargement, two seconds late
+            await asyncio.sleep(2)
+            return web.json_response(_enlarge(json.loads(body)))
+        if enlarging and self.calls <= self.fail_after:
             return web.json_response(_enlarge(json.loads(body)))
         if self.fault == "hang":
             await asyncio.sleep(10)

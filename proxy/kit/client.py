@@ -31,6 +31,7 @@ from ..images import LoadedImage
 from ..observability import metrics
 from .credentials import CredentialSource
 from .sigv4 import sign
+from .timeouts import call_timeout
 
 log = structlog.get_logger("kit")
 OFFLOAD_BYTES = 512 * 1024  # base64, hashing and JSON parsing above this size run in a worker thread
@@ -71,7 +72,8 @@ class KitClient:
     def __init__(self, route_url: Callable[[str], str], region: str, credentials: CredentialSource,
                  timeout: float, connect_timeout: float, max_connections: int, connect_url: str | None = None,
                  host: str | None = None, api_id: str | None = None,
-                 sagemaker_endpoints: Mapping[str, str] | None = None, sagemaker_url: str | None = None) -> None:
+                 sagemaker_endpoints: Mapping[str, str] | None = None, sagemaker_url: str | None = None,
+                 route_timeouts: Mapping[str, float] | None = None, sagemaker_timeout: float = 65.0) -> None:
         self.route_url = route_url
         self.region = region
         self.gateway = Transport(
@@ -83,6 +85,9 @@ class KitClient:
         self.sagemaker_url = sagemaker_url.rstrip("/") if sagemaker_url else None
         self.credentials = credentials
         self.timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=connect_timeout)
+        # per route, when no caller waits (see timeouts.py); a caller's own deadline comes from the context
+        self.default_limit = timeout  # a route without a configured limit waits as long as a caller would
+        self.route_limits = {**(route_timeouts or {}), **{r: sagemaker_timeout for r in self.sagemaker_endpoints}}
         self.max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
 
@@ -152,13 +157,15 @@ class KitClient:
         assert self._session is not None, "KitClient.start() was not awaited"
         target = _target(url, transport.connect)
         for attempt in (1, 2):
+            timeout = aiohttp.ClientTimeout(total=call_timeout(route, self.route_limits, self.default_limit),
+                                            sock_connect=self.timeout.sock_connect)
             creds = await self.credentials.frozen()  # re-signed on retry: the signature carries a timestamp
             headers = sign(url, body, body_sha256, creds, self.region, transport.headers, host=transport.host,
                            service=transport.service)
             started = time.perf_counter()
             status: int | str = "error"
             try:
-                async with self._session.post(target, data=body, headers=headers) as resp:
+                async with self._session.post(target, data=body, headers=headers, timeout=timeout) as resp:
                     status = resp.status
                     return resp.status, await resp.read(), resp.headers
             except aiohttp.ClientConnectorError as exc:
