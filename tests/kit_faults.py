@@ -13,6 +13,7 @@ import io
 import json
 from typing import Any
 
+import numpy as np
 from aiohttp import web
 from PIL import Image
 
@@ -64,12 +65,22 @@ def _enlarge(event: dict[str, Any]) -> dict[str, str]:
     return {"result": base64.b64encode(out.getvalue()).decode()}
 
 
+def _matte(event: dict[str, Any]) -> dict[str, str]:
+    """A segmentation stand-in whose 'L' matte is noise: the incompressible answer a budget must allow for."""
+    img = Image.open(io.BytesIO(base64.b64decode(event["img"])))
+    noise = np.random.default_rng(0).integers(0, 256, (img.height, img.width), dtype=np.uint8)
+    out = io.BytesIO()
+    Image.fromarray(noise, "L").save(out, "PNG")
+    return {"result": base64.b64encode(out.getvalue()).decode()}
+
+
 class FaultKit:
     def __init__(self) -> None:
         self.fault = "ok"
         self.calls = 0
         self.rejected = 0
         self.fail_after = 0  # super-resolution: answer this many tiles, then fail with `fault`
+        self.largest = (0, 0)  # the largest request body and answer body seen, in bytes
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=20 * 1024 * 1024)
@@ -77,6 +88,12 @@ class FaultKit:
         return app
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        response = await self._handle(request)
+        answer = response.body if isinstance(response, web.Response) and isinstance(response.body, bytes) else b""
+        self.largest = (max(self.largest[0], request.content_length or 0), max(self.largest[1], len(answer)))
+        return response
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
         try:
             verify("POST", f"http://{request.host}{request.raw_path}", request.headers,
@@ -85,6 +102,8 @@ class FaultKit:
             self.rejected += 1
             return web.json_response({"message": str(exc)}, status=403)
         self.calls += 1
+        if request.path.rstrip("/").endswith("human-segmentation") and self.fault == "matte":
+            return web.json_response(_matte(json.loads(body)))
         enlarging = request.path.rstrip("/").endswith("super-resolution-ml")
         if enlarging and self.fault == "slow-sr":  # a correct enlargement, two seconds late
             await asyncio.sleep(2)
