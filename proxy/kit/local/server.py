@@ -12,6 +12,9 @@ It also plays SageMaker Runtime for the super-resolution model: `POST /endpoints
 (InvokeEndpoint) signed for service `sagemaker`, answering the container's JSON, or SageMaker's error
 shapes: the container's own 4xx/5xx as HTTP 424 `ModelError` (OriginalStatusCode, OriginalMessage), an
 unknown endpoint as 400 `ValidationError`, the error type in `x-amzn-ErrorType` as SageMaker sends it.
+Through the gateway front the super-resolution route answers those same bodies as HTTP 200, as the kit's
+AwsIntegration does (sagemaker-feature-construct.ts). Where the kit's handlers crash (segmentation's
+720-px-height resize, super-resolution's `w // s * s`; segment.py, superres.py) this backend crashes too.
 """
 
 from __future__ import annotations
