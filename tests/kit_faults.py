@@ -45,6 +45,10 @@ FAULTS: dict[str, tuple[int, Any, dict[str, str]]] = {
     # response (sagemaker-feature-construct.ts), so they arrive as HTTP 200 with the body alone, no error type
     "200-model-error-500": (200, {**MODEL_ERROR, "ErrorCode": "SERVER_ERROR_FROM_MODEL", "OriginalStatusCode": 500,
                                   "OriginalMessage": "Internal Server Error"}, {}),
+    "200-model-timeout": (200, {"ErrorCode": "INTERNAL_FAILURE_FROM_MODEL", "OriginalStatusCode": 0,
+                                "Message": "Your invocation timed out while waiting for a response from container "
+                                           "primary. Review the latency metrics for each container in Amazon "
+                                           "CloudWatch, resolve the issue, and try again."}, {}),
     "200-throttling": (200, {"message": "Rate exceeded"}, {}),
     "200-throttling-null": (200, {"message": None}, {}),  # SageMaker's concurrency limit (AWS CommonErrors)
     "200-throttling-typed": (200, {"__type": "com.amazon.coral.availability#ThrottlingException",

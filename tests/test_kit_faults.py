@@ -110,6 +110,7 @@ def test_no_aws_credentials_answers_service_unavailable(kit, images, monkeypatch
 @pytest.mark.parametrize(("fault_name", "exc_type", "code", "status"), [
     ("200-model-error", ClientException, "InvalidImage.Format", 400),
     ("200-model-error-500", ServerException, "InternalError", 500),
+    ("200-model-timeout", ClientException, "Timeout", 408),
     ("200-throttling", ThrottlingException, "Throttling", 400),
     ("200-throttling-null", ThrottlingException, "Throttling", 400),
     ("200-throttling-typed", ThrottlingException, "Throttling", 400),

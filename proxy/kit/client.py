@@ -245,14 +245,16 @@ def _sagemaker_error(route: str, status: int, raw: bytes, headers: Mapping[str, 
 
 def _model_error(route: str, body: Mapping[str, Any]) -> AliyunError:
     """A SageMaker ModelError (as a 424, or through API Gateway as a 200): the container's own status and
-    message, mapped as the kit's answer would be; an unusable status (0 on a container timeout) is a 500."""
+    message, mapped as the kit's answer would be. A container that did not answer within InvokeEndpoint's 60 s
+    (status 0, "... timed out ...") is a 504, as the gateway's own timeout; any other unusable status a 500."""
     log.warning("kit.model_error", route=route, error_code=body.get("ErrorCode"))
     try:
         original = int(body.get("OriginalStatusCode") or 0)
     except (TypeError, ValueError):
         original = 0
-    return _status_error(route, original if original >= 400 else 500,
-                         str(body.get("OriginalMessage", "")).encode(), None)
+    if original < 400:
+        original = 504 if "timed out" in str(body.get("Message", "")).lower() else 500
+    return _status_error(route, original, str(body.get("OriginalMessage", "")).encode(), None)
 
 
 AWS_ERROR_KEYS = frozenset({"message", "Message", "__type", "code", "Code", "ErrorCode"})
