@@ -61,8 +61,12 @@ class Segmenter:
 
     def segment(self, data: bytes, foreground: bool) -> bytes:
         rgb = Image.open(io.BytesIO(data)).convert("RGB")  # the kit drops the input's alpha the same way
-        kit_resize_width(rgb.width, rgb.height)  # crash where the kit's handler crashes
-        out = self.matte(rgb)
+        # as the kit: the model sees the image at 720 px height (crashing where that resize does), and the
+        # matte is resized back to the input's size with BILINEAR
+        fed = rgb.resize((kit_resize_width(rgb.width, rgb.height), KIT_HEIGHT))
+        out = self.matte(fed)
+        if out.size != rgb.size:
+            out = out.resize(rgb.size, Image.Resampling.BILINEAR)
         if foreground:
             rgb.putalpha(out)
             out = rgb
