@@ -100,3 +100,21 @@ def test_every_shape_gets_a_correct_answer_or_aliyuns_refusal(proxy, shapes, act
     # the enlargement is of this picture: brought back to the input's size it matches it closely
     back = np.asarray(image.convert("RGB").resize(size, Image.Resampling.BOX), dtype=float)
     assert np.abs(back - np.asarray(texture(*size), dtype=float)).mean() < 20
+
+
+@pytest.mark.parametrize("size", [(1, 1000), (1000, 1), (3, 5), (1999, 1), (9999, 33), (33, 9999), (6000, 4000)])
+def test_the_matting_copy_is_a_shape_the_kit_takes_and_holds_the_image(size):
+    from proxy.actions.kitshapes import MATTE_MAX_ASPECT, MattePlan
+    from proxy.config import KitLimits
+    from proxy.kit.local.segment import kit_resize_width
+
+    plan = MattePlan.plan(*size, KitLimits(), 2048)
+    w, h = plan.size
+    assert max(w, h) / min(w, h) <= MATTE_MAX_ASPECT + 0.01 and max(w, h) <= 2048
+    kit_resize_width(w, h)  # the kit's own resize of the copy does not crash
+    left, top, right, bottom = plan.box(*size)
+    assert 0 <= left < right <= w and 0 <= top < bottom <= h
+    if plan.ratio == 1:  # not reduced: the box is the image exactly
+        assert (right - left, bottom - top) == size
+    else:  # reduced: the box has the image's proportions, to a pixel
+        assert abs((right - left) - size[0] * plan.ratio) <= 1 and abs((bottom - top) - size[1] * plan.ratio) <= 1

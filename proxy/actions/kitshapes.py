@@ -93,7 +93,8 @@ class MattePlan:
     def box(self, width: int, height: int) -> tuple[int, int, int, int]:
         """The original image's place in the copy (and so in the kit's matte), at least 1 px each way."""
         sx, sy = self.size[0] / self.canvas[0], self.size[1] / self.canvas[1]
-        left, top = math.floor(self.offset[0] * sx), math.floor(self.offset[1] * sy)
-        right = max(left + 1, min(self.size[0], math.ceil((self.offset[0] + width) * sx)))
-        bottom = max(top + 1, min(self.size[1], math.ceil((self.offset[1] + height) * sy)))
+        left = min(self.size[0] - 1, round(self.offset[0] * sx))  # each edge within half a pixel of its place
+        top = min(self.size[1] - 1, round(self.offset[1] * sy))
+        right = max(left + 1, min(self.size[0], round((self.offset[0] + width) * sx)))
+        bottom = max(top + 1, min(self.size[1], round((self.offset[1] + height) * sy)))
         return left, top, right, bottom
