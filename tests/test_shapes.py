@@ -118,3 +118,25 @@ def test_the_matting_copy_is_a_shape_the_kit_takes_and_holds_the_image(size):
         assert (right - left, bottom - top) == size
     else:  # reduced: the box has the image's proportions, to a pixel
         assert abs((right - left) - size[0] * plan.ratio) <= 1 and abs((bottom - top) - size[1] * plan.ratio) <= 1
+
+
+def test_a_person_in_a_padded_panorama_is_still_found(proxy):
+    """A 3600x600 strip (6:1, padded to 4:1 for the kit) with the portrait in it: the matte still finds her."""
+    from matplotlib import cbook
+
+    with cbook.get_sample_data("grace_hopper.jpg") as f:
+        portrait = Image.open(f).convert("RGB")  # 512x600
+    strip = Image.new("RGB", (3600, 600), (40, 110, 60))
+    strip.paste(portrait, (1500, 0))
+    out = io.BytesIO()
+    strip.save(out, "JPEG")
+    server = serve_files({"/strip.jpg": out.getvalue()})
+    try:
+        request = seg.SegmentHDBodyRequest(image_url=f"{server.url}/strip.jpg")
+        resp = sdk.imageseg(proxy.endpoint).segment_hdbody(request)
+        alpha = np.asarray(download(resp.body.data.image_url))[..., 3]
+    finally:
+        server.close()
+    assert alpha.shape == (600, 3600)
+    face = alpha[240:560, 1500 + 120:1500 + 400]
+    assert face.mean() > 150 and alpha[:, :1000].mean() < 60  # her, not the green background
