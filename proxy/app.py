@@ -32,7 +32,9 @@ from .jobs import JobRunner
 from .kit import budget
 from .kit.client import KitClient
 from .kit.credentials import CredentialSource
+from .kit.keepwarm import keep_warm
 from .kit.local.server import LocalBackend
+from .kit.timeouts import caller_waits
 from .limits import Admission, CallerLimits
 from .observability import metrics
 from .observers.log import log_exchange
@@ -55,6 +57,7 @@ class Services:
     mirror: Mirror  # the shadow comparison: an observer beside it
     local: LocalBackend | None = None
     results_cleanup: asyncio.Task[None] | None = None
+    keep_warm: asyncio.Task[None] | None = None
     drain_deadline: float | None = None  # monotonic time by which a SIGTERM drain must be done
 
     @property
@@ -80,6 +83,7 @@ class Gateway:
         error: AliyunError | None = None
         admission: Admission | None = None
         metrics.IN_FLIGHT.inc()
+        caller_waits(self.s.settings.kit_timeout_seconds)  # the deadline of every kit call made for this caller
         try:
             inbound = begin(request)
             structlog.contextvars.bind_contextvars(request_id=inbound.request_id)
@@ -200,7 +204,9 @@ async def start_services(settings: Settings, registry: mappings.Registry) -> Ser
                     sagemaker_endpoints=settings.kit_sagemaker_endpoints,  # the embedded backend serves them too
                     sagemaker_url=str(settings.sagemaker_url or settings.kit_url)
                     if settings.sagemaker_url or local else None,
-                    max_answer_bytes=budget.answer_read_cap(settings.kit_limits))
+                    max_answer_bytes=budget.answer_read_cap(settings.kit_limits),
+                    route_timeouts=settings.kit_route_timeouts.model_dump(),
+                    sagemaker_timeout=settings.kit_sagemaker_timeout_seconds)
     images = ImageLoader(settings.fetch_allow, settings.fetch_timeout_seconds, settings.fetch_max_bytes,
                          pass_url=settings.image_mode == "pass-url")
     await kit.start()
@@ -225,7 +231,12 @@ async def start_services(settings: Settings, registry: mappings.Registry) -> Ser
                         max_bytes=settings.shadow_store_max_bytes)
     mirror = Mirror(settings, aliyun, store, images, jobs, aws_for_shadow(backends))
     mirror.start()
-    return Services(registry, auth, backends, Sides(settings, aliyun), mirror, local=local, results_cleanup=cleanup)
+    warm = None
+    if settings.kit_keep_warm_seconds:  # created here, outside any request: no caller's deadline applies
+        routes = {spec.kit_route for spec in registry.specs.values() if spec.kit_route}
+        warm = asyncio.create_task(keep_warm(kit, routes, settings.kit_keep_warm_seconds), name="kit-keep-warm")
+    return Services(registry, auth, backends, Sides(settings, aliyun), mirror, local=local, results_cleanup=cleanup,
+                    keep_warm=warm)
 
 
 async def _clean_results(store: ResultStore, interval: float) -> None:
@@ -243,10 +254,11 @@ async def _clean_results(store: ResultStore, interval: float) -> None:
 
 
 async def stop_services(services: Services) -> None:
-    if services.results_cleanup is not None:
-        services.results_cleanup.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await services.results_cleanup
+    for task in (services.results_cleanup, services.keep_warm):
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
     b = services.backends
     await services.mirror.close()
     await services.sides.aliyun.close()

@@ -40,6 +40,17 @@ class CallerLimit(BaseModel):
     concurrency: int | None = Field(None, ge=1)  # requests of this caller being answered at once
 
 
+class KitRouteTimeouts(BaseModel):
+    """Seconds one kit call may take when no caller waits on it (async jobs and their tiles, keep-warm, shadow):
+    the kit's own limits (proxy/kit/timeouts.py). 30 s: API Gateway cuts every route at 29 s (the Lambdas
+    themselves at 19 s), so its own 504 arrives first. Routes sent straight to SageMaker use
+    kit_sagemaker_timeout_seconds instead."""
+
+    ocr: Annotated[float, Field(gt=0)] = 30.0
+    segmentation: Annotated[float, Field(gt=0)] = 30.0
+    super_resolution: Annotated[float, Field(gt=0)] = 30.0
+
+
 class KitRoutes(BaseModel):
     """AI Solution Kit resource paths, below the stage (the `-ml` ones are SageMaker-backed)."""
 
@@ -138,7 +149,13 @@ class Settings(BaseSettings):
     kit_stage: str = "prod"
     kit_routes: KitRoutes = KitRoutes()
     aws_region: str = "cn-northwest-1"
+    # a caller waits (sync actions): all kit calls of one request end within this many seconds of its arrival
+    # (the Aliyun SDKs' default read timeout is 10 s; the rest is the proxy's own work)
     kit_timeout_seconds: float = Field(9.0, gt=0)
+    kit_route_timeouts: KitRouteTimeouts = KitRouteTimeouts()  # nobody waits: the kit's own limits
+    kit_sagemaker_timeout_seconds: float = Field(65.0, gt=0)  # InvokeEndpoint gives a container 60 s
+    # opt-in: every N seconds one tiny signed call per route, so a cold start lands on no caller
+    kit_keep_warm_seconds: float | None = Field(None, gt=0)
     kit_connect_timeout_seconds: float = Field(3.0, gt=0)
     kit_max_connections: int = Field(64, ge=1)
     kit_limits: KitLimits = KitLimits()  # payload limits; VISION_PROXY_KIT_LIMITS__MAX_REQUEST_BYTES etc.

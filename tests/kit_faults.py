@@ -13,6 +13,7 @@ import io
 import json
 from typing import Any
 
+import numpy as np
 from aiohttp import web
 from PIL import Image
 
@@ -40,6 +41,22 @@ FAULTS: dict[str, tuple[int, Any, dict[str, str]]] = {
     "200-model-error": (200, MODEL_ERROR, {}),
     "200-wrong-shape": (200, {"result": "not a list of lines"}, {}),
     "200-not-json": (200, "<html>oops</html>", {}),
+    # SageMaker's own errors on the kit's `-ml` routes: API Gateway's AwsIntegration has only a 200 integration
+    # response (sagemaker-feature-construct.ts), so they arrive as HTTP 200 with the body alone, no error type
+    "200-model-error-500": (200, {**MODEL_ERROR, "ErrorCode": "SERVER_ERROR_FROM_MODEL", "OriginalStatusCode": 500,
+                                  "OriginalMessage": "Internal Server Error"}, {}),
+    "200-model-timeout": (200, {"ErrorCode": "INTERNAL_FAILURE_FROM_MODEL", "OriginalStatusCode": 0,
+                                "Message": "Your invocation timed out while waiting for a response from container "
+                                           "primary. Review the latency metrics for each container in Amazon "
+                                           "CloudWatch, resolve the issue, and try again."}, {}),
+    "200-throttling": (200, {"message": "Rate exceeded"}, {}),
+    "200-throttling-null": (200, {"message": None}, {}),  # SageMaker's concurrency limit (AWS CommonErrors)
+    "200-throttling-typed": (200, {"__type": "com.amazon.coral.availability#ThrottlingException",
+                                   "message": None}, {}),
+    "200-not-ready": (200, {"message": "Model for endpoint super-resolution is not ready. Try again later."}, {}),
+    "200-unavailable": (200, {"message": "Service Unavailable"}, {}),
+    "200-validation": (200, {"message": "Endpoint super-resolution of account 000000000000 not found."}, {}),
+    "200-internal": (200, {"Message": "An internal failure occurred."}, {}),
 }
 
 
@@ -52,6 +69,15 @@ def _enlarge(event: dict[str, Any]) -> dict[str, str]:
     return {"result": base64.b64encode(out.getvalue()).decode()}
 
 
+def _matte(event: dict[str, Any]) -> dict[str, str]:
+    """A segmentation stand-in whose 'L' matte is noise: the incompressible answer a budget must allow for."""
+    img = Image.open(io.BytesIO(base64.b64decode(event["img"])))
+    noise = np.random.default_rng(0).integers(0, 256, (img.height, img.width), dtype=np.uint8)
+    out = io.BytesIO()
+    Image.fromarray(noise, "L").save(out, "PNG")
+    return {"result": base64.b64encode(out.getvalue()).decode()}
+
+
 class FaultKit:
     def __init__(self) -> None:
         self.fault = "ok"
@@ -60,6 +86,7 @@ class FaultKit:
         self.last_body = b""  # the last signed request body, as the kit received it
         self.streamed_mib = 0  # "oversized": MiB written before the proxy hung up
         self.fail_after = 0  # super-resolution: answer this many tiles, then fail with `fault`
+        self.largest = (0, 0)  # the largest request body and answer body seen, in bytes
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=20 * 1024 * 1024)
@@ -67,6 +94,12 @@ class FaultKit:
         return app
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        response = await self._handle(request)
+        answer = response.body if isinstance(response, web.Response) and isinstance(response.body, bytes) else b""
+        self.largest = (max(self.largest[0], request.content_length or 0), max(self.largest[1], len(answer)))
+        return response
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
         try:
             verify("POST", f"http://{request.host}{request.raw_path}", request.headers,
@@ -76,7 +109,13 @@ class FaultKit:
             return web.json_response({"message": str(exc)}, status=403)
         self.calls += 1
         self.last_body = body
-        if request.path.rstrip("/").endswith("super-resolution-ml") and self.calls <= self.fail_after:
+        if request.path.rstrip("/").endswith("human-segmentation") and self.fault == "matte":
+            return web.json_response(_matte(json.loads(body)))
+        enlarging = request.path.rstrip("/").endswith("super-resolution-ml")
+        if enlarging and self.fault == "slow-sr":  # a correct enlargement, two seconds late
+            await asyncio.sleep(2)
+            return web.json_response(_enlarge(json.loads(body)))
+        if enlarging and self.calls <= self.fail_after:
             return web.json_response(_enlarge(json.loads(body)))
         if self.fault == "hang":
             await asyncio.sleep(10)

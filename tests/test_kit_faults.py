@@ -8,6 +8,7 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+from alibabacloud_imageenhan20190930 import models as enhan_models
 from alibabacloud_ocr20191230 import models as ocr_models
 from alibabacloud_tea_openapi.exceptions import ClientException, ServerException, ThrottlingException
 
@@ -121,3 +122,28 @@ def test_no_aws_credentials_answers_service_unavailable(kit, images, monkeypatch
         assert (exc.value.code, exc.value.status_code) == ("ServiceUnavailable", 503)
     finally:
         proxy.close()
+
+
+# ---------------------------------------------------------------- the super-resolution route's 200s
+
+
+@pytest.mark.parametrize(("fault_name", "exc_type", "code", "status"), [
+    ("200-model-error", ClientException, "InvalidImage.Format", 400),
+    ("200-model-error-500", ServerException, "InternalError", 500),
+    ("200-model-timeout", ClientException, "Timeout", 408),
+    ("200-throttling", ThrottlingException, "Throttling", 400),
+    ("200-throttling-null", ThrottlingException, "Throttling", 400),
+    ("200-throttling-typed", ThrottlingException, "Throttling", 400),
+    ("200-not-ready", ThrottlingException, "Throttling", 400),
+    ("200-unavailable", ServerException, "ServiceUnavailable", 503),
+    ("200-validation", ServerException, "ServiceUnavailable", 503),
+    ("200-internal", ServerException, "InternalError", 500),
+])
+def test_super_resolution_errors_wrapped_in_200_are_read_by_shape(kit, kit_proxy, images, fault_name, exc_type,
+                                                                   code, status):
+    kit[0].fault, kit[0].fail_after, kit[0].calls = fault_name, 0, 0
+    with pytest.raises(exc_type) as exc:
+        sdk.imageenhan(kit_proxy.endpoint).make_super_resolution_image(enhan_models.MakeSuperResolutionImageRequest(
+            url=f"{images.url}/text.png", upscale_factor=2))
+    assert (exc.value.code, exc.value.status_code) == (code, status)
+    assert kit[0].calls >= 1  # the kit was asked: the answer's shape, not a refusal up front, made the error

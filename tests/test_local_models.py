@@ -140,7 +140,7 @@ def test_super_resolution_gives_exactly_w_h_times_scale(backend, scale, model):
 @pytest.mark.parametrize("scale", [0, -2, 2.5, "abc", "", None, True, [4]])
 def test_super_resolution_bad_scale_is_invalid_param(backend, scale):
     resp = call(backend, SR, {"img": b64png(texture(16, 16)), "scale": scale})
-    assert (resp.status_code, resp.text) == (400, "invalid param")
+    assert wrapped_model_error(resp) == (400, "invalid param")
 
 
 def test_super_resolution_integral_float_scale_is_accepted(backend):
@@ -169,7 +169,30 @@ def test_super_resolution_output_beyond_the_limit_fails_like_the_kit(backend):
 ])
 def test_bad_bodies_get_the_kits_plain_text_400s(backend, path, body, text):
     resp = call(backend, path, body)
-    assert (resp.status_code, resp.text) == (400, text)
+    if path == SR:  # the container's 400 as a SageMaker ModelError, which the AwsIntegration answers as 200
+        assert wrapped_model_error(resp) == (400, text)
+    else:
+        assert (resp.status_code, resp.text) == (400, text)
+
+
+def wrapped_model_error(resp: requests.Response) -> tuple[int, str]:
+    """The kit's `-ml` route: SageMaker's ModelError body arrives as HTTP 200 (sagemaker-feature-construct.ts)."""
+    body = resp.json()
+    assert resp.status_code == 200 and "x-amzn-ErrorType" not in resp.headers and "result" not in body
+    assert body["ErrorCode"].endswith("_ERROR_FROM_MODEL")
+    return body["OriginalStatusCode"], body["OriginalMessage"]
+
+
+@pytest.mark.parametrize(("size", "scale"), [((1, 9), 2), ((9, 3), 4), ((3, 3), 4)])
+def test_super_resolution_side_below_the_scale_crashes_like_the_kit(backend, size, scale):
+    # super_resolution_app.py resizes to (w // scale * scale, h // scale * scale): 0 px, a Flask 500
+    resp = call(backend, SR, {"img": b64png(texture(*size)), "scale": scale})
+    assert wrapped_model_error(resp) == (500, "Internal Server Error")
+
+
+def test_super_resolution_odd_sides_are_stretched_back_like_the_kit(backend):
+    out = result_image(call(backend, SR, {"img": b64png(texture(9, 6)), "scale": 4}))
+    assert out.size == (36, 24)
 
 
 def test_routes_follow_the_configured_paths():
@@ -191,8 +214,9 @@ def test_missing_native_libraries_give_503_with_the_reason_not_a_fake_image(monk
     monkeypatch.setattr(superres, "NATIVE_LIBS", {"libvulkan.so.1": "libvulkan1", "libnot-here.so.7": "libnothere7"})
     lt, local = start_backend()  # a new backend: models load on first use
     try:
-        resp = call(local, SR, {"img": b64png(texture(16, 16))})
-        assert resp.status_code == 503 and "x-local-model" not in resp.headers
+        resp = call(local, SR, {"img": b64png(texture(16, 16))})  # SageMaker's 503, passed through as 200
+        assert (resp.status_code, resp.json()) == (200, {"message": "Service Unavailable"})
+        assert "x-local-model" not in resp.headers
         assert "libnothere7" in resp.headers["x-local-model-unavailable"]
         monkeypatch.undo()  # the libraries "arrive": the next call loads the model, no restart needed
         assert result_image(call(local, SR, {"img": b64png(texture(16, 16))})).size == (32, 32)
@@ -209,3 +233,18 @@ def test_missing_mediapipe_gives_503_with_the_reason(monkeypatch):
         assert "mediapipe" in resp.headers["x-local-model-unavailable"]
     finally:
         stop_backend(lt, local)
+
+
+# ---------------------------------------------------------------- the kit's crash shapes
+
+@pytest.mark.parametrize("size", [(1, 721), (1, 1000), (9, 20000), (5761, 720), (1999, 1)])
+def test_segmentation_crashes_where_the_kit_resize_does(backend, size):
+    # human_seg_app.py: 720 px high, int(720 * w / h) wide: 0 is a Lambda crash, a huge width runs out of memory
+    resp = call(backend, SEG, {"img": b64png(texture(*size))})
+    assert (resp.status_code, resp.json()) == (502, {"message": "Internal server error"})
+    assert "x-local-crash" in resp.headers
+
+
+@pytest.mark.parametrize("size", [(1, 720), (3, 5), (5760, 720)])
+def test_segmentation_takes_the_shapes_the_kit_takes(backend, size):
+    assert result_image(call(backend, SEG, {"img": b64png(texture(*size))})).size == size

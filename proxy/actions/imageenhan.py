@@ -19,6 +19,7 @@ from PIL import Image
 from ..aliyun.errors import AliyunError, Err
 from ..images import LoadedImage
 from .call import Call
+from .kitshapes import pad_tile, sr_tile_side
 from .tiles import TilePlan, blend
 
 FORMATS = {"png": ("PNG", "image/png"), "jpg": ("JPEG", "image/jpeg"), "bmp": ("BMP", "image/bmp")}
@@ -63,15 +64,17 @@ async def enlarge(call: Call, src: np.ndarray, factor: int) -> np.ndarray:
     scale = kit_factor(factor)
     s = call.settings
     height, width = src.shape[:2]
-    plan = TilePlan.plan(width, height, s.sr_tile_size_x4 if scale == 4 else s.sr_tile_size_x2, s.sr_tile_overlap)
+    side = sr_tile_side(s.kit_limits, scale, s.sr_tile_size_x4 if scale == 4 else s.sr_tile_size_x2, s.sr_tile_overlap)
+    plan = TilePlan.plan(width, height, side, s.sr_tile_overlap)
     limit = asyncio.Semaphore(s.sr_tile_concurrency)
 
     async def one(box: tuple[int, int, int, int]) -> np.ndarray:
         left, top, right, bottom = box
         async with limit:
-            tile = await asyncio.to_thread(_png_tile, src[top:bottom, left:right])
+            tile = await asyncio.to_thread(_png_tile, src[top:bottom, left:right], scale)
             png = await call.kit.invoke_for_image(call.kit_route, tile, scale=scale)
-            return await asyncio.to_thread(_decode_tile, png, (right - left) * scale, (bottom - top) * scale)
+            return await asyncio.to_thread(_decode_tile, png, (tile.width * scale, tile.height * scale),
+                                           (right - left) * scale, (bottom - top) * scale)
 
     try:
         async with asyncio.TaskGroup() as group:  # one failed tile cancels the rest: nothing half-made is kept
@@ -105,20 +108,25 @@ def _decode(data: bytes, max_short: int | None) -> tuple[np.ndarray, bool]:
     return np.asarray(rgb), has_alpha
 
 
-def _png_tile(pixels: np.ndarray) -> LoadedImage:
+def _png_tile(pixels: np.ndarray, scale: int) -> LoadedImage:
+    """The tile as PNG, padded to a shape the kit's resize keeps (kitshapes.pad_tile)."""
+    pixels = pad_tile(pixels, scale)
     buf = io.BytesIO()
     Image.fromarray(pixels).save(buf, "PNG", compress_level=1)
     h, w = pixels.shape[:2]
     return LoadedImage(buf.getvalue(), "png", w, h, w, h)
 
 
-def _decode_tile(png: bytes, width: int, height: int) -> np.ndarray:
+def _decode_tile(png: bytes, padded: tuple[int, int], width: int, height: int) -> np.ndarray:
+    """The enlarged tile without its padding: `padded` is the size the kit was asked for."""
     try:
         img = Image.open(io.BytesIO(png)).convert("RGB")
     except OSError:
         raise Err.INTERNAL_ERROR() from None
-    if img.size != (width, height):  # the kit resizes to w·s × h·s itself; be exact regardless
-        img = img.resize((width, height), Image.Resampling.LANCZOS)
+    if img.size != padded:  # the kit resizes to w·s × h·s itself; be exact regardless
+        img = img.resize(padded, Image.Resampling.LANCZOS)
+    if padded != (width, height):
+        img = img.crop((0, 0, width, height))
     return np.asarray(img)
 
 

@@ -33,6 +33,7 @@ from ..observability import metrics
 from .budget import answer_read_cap
 from .credentials import CredentialSource
 from .sigv4 import sign
+from .timeouts import call_timeout
 
 log = structlog.get_logger("kit")
 OFFLOAD_BYTES = 512 * 1024  # base64, hashing and JSON parsing above this size run in a worker thread
@@ -74,6 +75,7 @@ class KitClient:
                  timeout: float, connect_timeout: float, max_connections: int, connect_url: str | None = None,
                  host: str | None = None, api_id: str | None = None,
                  sagemaker_endpoints: Mapping[str, str] | None = None, sagemaker_url: str | None = None,
+                 route_timeouts: Mapping[str, float] | None = None, sagemaker_timeout: float = 65.0,
                  max_answer_bytes: int = answer_read_cap(KitLimits())) -> None:
         self.route_url = route_url
         self.max_answer_bytes = max_answer_bytes  # a longer answer is not the kit's: never read into memory
@@ -87,6 +89,9 @@ class KitClient:
         self.sagemaker_url = sagemaker_url.rstrip("/") if sagemaker_url else None
         self.credentials = credentials
         self.timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=connect_timeout)
+        # per route, when no caller waits (see timeouts.py); a caller's own deadline comes from the context
+        self.default_limit = timeout  # a route without a configured limit waits as long as a caller would
+        self.route_limits = {**(route_timeouts or {}), **{r: sagemaker_timeout for r in self.sagemaker_endpoints}}
         self.max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
 
@@ -139,6 +144,8 @@ class KitClient:
             raise Err.INTERNAL_ERROR() from None
         if isinstance(parsed, dict) and "OriginalStatusCode" in parsed:  # SageMaker error arriving as 200
             raise _model_error(route, parsed)
+        if isinstance(parsed, dict) and _is_aws_error(parsed):  # SageMaker's own error, arriving as 200
+            raise _wrapped_sagemaker_error(route, parsed)
         return parsed
 
     def _route(self, route: str) -> tuple[str, Transport]:
@@ -154,13 +161,15 @@ class KitClient:
         assert self._session is not None, "KitClient.start() was not awaited"
         target = _target(url, transport.connect)
         for attempt in (1, 2):
+            timeout = aiohttp.ClientTimeout(total=call_timeout(route, self.route_limits, self.default_limit),
+                                            sock_connect=self.timeout.sock_connect)
             creds = await self.credentials.frozen()  # re-signed on retry: the signature carries a timestamp
             headers = sign(url, body, body_sha256, creds, self.region, transport.headers, host=transport.host,
                            service=transport.service)
             started = time.perf_counter()
             status: int | str = "error"
             try:
-                async with self._session.post(target, data=body, headers=headers) as resp:
+                async with self._session.post(target, data=body, headers=headers, timeout=timeout) as resp:
                     status = resp.status
                     return resp.status, await self._read(route, resp), resp.headers
             except aiohttp.ClientConnectorError as exc:
@@ -260,14 +269,44 @@ def _sagemaker_error(route: str, status: int, raw: bytes, headers: Mapping[str, 
 
 def _model_error(route: str, body: Mapping[str, Any]) -> AliyunError:
     """A SageMaker ModelError (as a 424, or through API Gateway as a 200): the container's own status and
-    message, mapped as the kit's answer would be; an unusable status (0 on a container timeout) is a 500."""
+    message, mapped as the kit's answer would be. A container that did not answer within InvokeEndpoint's 60 s
+    (status 0, "... timed out ...") is a 504, as the gateway's own timeout; any other unusable status a 500."""
     log.warning("kit.model_error", route=route, error_code=body.get("ErrorCode"))
     try:
         original = int(body.get("OriginalStatusCode") or 0)
     except (TypeError, ValueError):
         original = 0
-    return _status_error(route, original if original >= 400 else 500,
-                         str(body.get("OriginalMessage", "")).encode(), None)
+    if original < 400:
+        original = 504 if "timed out" in str(body.get("Message", "")).lower() else 500
+    return _status_error(route, original, str(body.get("OriginalMessage", "")).encode(), None)
+
+
+AWS_ERROR_KEYS = frozenset({"message", "Message", "__type", "code", "Code", "ErrorCode"})
+# What is left of SageMaker's own errors once API Gateway has passed them through as 200 (the kit's `-ml`
+# routes, sagemaker-feature-construct.ts): the body only, x-amzn-ErrorType is not mapped. Named by `__type`
+# when present, else by the words of the message; throttling's message is often null (AWS CommonErrors).
+MESSAGE_KINDS = (("rate exceeded", "ThrottlingException"), ("throttl", "ThrottlingException"),
+                 ("too many requests", "ThrottlingException"), ("not ready", "ModelNotReadyException"),
+                 ("not found", "ValidationError"), ("validation", "ValidationError"),
+                 ("unavailable", "ServiceUnavailable"), ("internal failure", "InternalFailure"))
+
+
+def _is_aws_error(body: Mapping[str, Any]) -> bool:
+    """An AWS error body (`{"message": ...}`, maybe `__type`), not a kit answer (`result`, OCR lines)."""
+    return bool(body) and body.keys() <= AWS_ERROR_KEYS and ("message" in body or "Message" in body)
+
+
+def _wrapped_sagemaker_error(route: str, body: Mapping[str, Any]) -> AliyunError:
+    """SageMaker's throttling, not-ready, validation or availability error inside an HTTP 200: mapped by the
+    same SAGEMAKER_STATUS table as the direct transport. Unrecognised: the backend failed, ServiceUnavailable."""
+    kind = str(body.get("__type") or body.get("code") or body.get("Code") or "").split(":")[0].rsplit("#")[-1]
+    message = str(body.get("message") or body.get("Message") or "")
+    if kind not in SAGEMAKER_STATUS:
+        lowered = message.lower()
+        kind = next((k for words, k in MESSAGE_KINDS if words in lowered),
+                    "ThrottlingException" if not message else "ServiceUnavailable")
+    log.warning("kit.sagemaker_error_as_200", route=route, kind=kind, message=message[:200])
+    return _status_error(route, SAGEMAKER_STATUS[kind], message.encode(), None)
 
 
 def _status_error(route: str, status: int, raw: bytes, retry_after: str | None) -> AliyunError:

@@ -39,6 +39,8 @@ KIT_CALLS = Counter(f"{PREFIX}_kit_calls", "Calls to the AI Solution Kit", ["rou
 KIT_SECONDS = Histogram(f"{PREFIX}_kit_call_duration_seconds", "AI Solution Kit call time", ["route"],
                         buckets=LATENCY_BUCKETS)
 KIT_RETRIES = Counter(f"{PREFIX}_kit_retries", "Kit calls retried after a failed connection", ["route"])
+KIT_KEEP_WARM = Counter(f"{PREFIX}_kit_keep_warm_calls", "Keep-warm calls to the kit, by outcome (ok or an "
+                        "Aliyun error code)", ["route", "outcome"])
 KIT_TIMEOUTS = Counter(f"{PREFIX}_kit_timeouts", "Kit calls that timed out", ["route"])
 KIT_OVERSIZED = Counter(f"{PREFIX}_kit_oversized_answers", "Kit answers over the answer limit, not read", ["route"])
 CREDENTIAL_FAILURES = Counter(f"{PREFIX}_credential_refresh_failures", "AWS credential resolution failures")

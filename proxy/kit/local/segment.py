@@ -16,7 +16,24 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from . import HandlerCrash
+
 MODEL_NAME = "mediapipe selfie_segmentation (model_selection=0, tflite, CPU)"
+KIT_HEIGHT = 720
+# The kit's code sets no width limit; its 10,240 MB Lambda (ai-solution-kit-stack.ts) runs out of memory
+# somewhere above this model input width (an estimate: U²-Net keeps many 64-channel float maps at full size).
+KIT_MAX_WIDTH = KIT_HEIGHT * 8
+
+
+def kit_resize_width(width: int, height: int) -> int:
+    """human-image-segmentation/model/human_seg_app.py, `handler`: the model input is 720 px high and
+    int(720 * w / h) px wide; 0 makes PIL's resize raise, and the Lambda crashes (API Gateway: 502)."""
+    new_w = int(KIT_HEIGHT * width / height)
+    if new_w < 1:
+        raise HandlerCrash(f"resize of {width}x{height} to 0x{KIT_HEIGHT}")
+    if new_w > KIT_MAX_WIDTH:
+        raise HandlerCrash(f"model input {new_w}x{KIT_HEIGHT} exhausts the Lambda's memory")
+    return new_w
 
 
 class Segmenter:
@@ -44,7 +61,12 @@ class Segmenter:
 
     def segment(self, data: bytes, foreground: bool) -> bytes:
         rgb = Image.open(io.BytesIO(data)).convert("RGB")  # the kit drops the input's alpha the same way
-        out = self.matte(rgb)
+        # as the kit: the model sees the image at 720 px height (crashing where that resize does), and the
+        # matte is resized back to the input's size with BILINEAR
+        fed = rgb.resize((kit_resize_width(rgb.width, rgb.height), KIT_HEIGHT))
+        out = self.matte(fed)
+        if out.size != rgb.size:
+            out = out.resize(rgb.size, Image.Resampling.BILINEAR)
         if foreground:
             rgb.putalpha(out)
             out = rgb

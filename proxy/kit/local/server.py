@@ -12,6 +12,9 @@ It also plays SageMaker Runtime for the super-resolution model: `POST /endpoints
 (InvokeEndpoint) signed for service `sagemaker`, answering the container's JSON, or SageMaker's error
 shapes: the container's own 4xx/5xx as HTTP 424 `ModelError` (OriginalStatusCode, OriginalMessage), an
 unknown endpoint as 400 `ValidationError`, the error type in `x-amzn-ErrorType` as SageMaker sends it.
+Through the gateway front the super-resolution route answers those same bodies as HTTP 200, as the kit's
+AwsIntegration does (sagemaker-feature-construct.ts). Where the kit's handlers crash (segmentation's
+720-px-height resize, super-resolution's `w // s * s`; segment.py, superres.py) this backend crashes too.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from botocore.credentials import Credentials
 
 from ...config import KitLimits, KitRoutes
 from ..sigv4 import SigV4Rejected, verify
-from . import gateway, ocr, segment, superres
+from . import HandlerCrash, gateway, ocr, segment, superres
 
 log = structlog.get_logger("kit.local")
 INVOCATIONS = re.compile(r"/endpoints/([^/]+)/invocations")
@@ -218,11 +221,13 @@ class LocalBackend:
                 gateway.answer_bytes(outcome.status, outcome.body) > self.limits.max_response_bytes:
             log.info("local.answer_too_large", route=route, bytes=len(outcome.body))
             return _gateway(502, "Internal server error")  # Function.ResponseSizeTooLarge, through the gateway
+        if route == self._sagemaker_route:
+            return self._through_aws_integration(outcome)
         if outcome.status == 200:
             return self._answer(outcome)
-        if outcome.status == 500:
-            return _gateway(502, "Internal server error")  # API Gateway's answer to a crashed Lambda
-        if outcome.status == 503:
+        if outcome.status == 500:  # API Gateway's answer to a crashed Lambda (proxy integration)
+            response = _gateway(502, "Internal server error")
+        elif outcome.status == 503:
             response = _gateway(503, "Service Unavailable")
         elif outcome.status == 504:  # what the kit does with an output it cannot produce in time (issue #152)
             response = _gateway(504, "Endpoint request timed out")
@@ -242,7 +247,10 @@ class LocalBackend:
         if name != self.sagemaker_endpoint:
             return _sagemaker(400, "ValidationError", {"message": f"Endpoint {name} of account 000000000000 "
                                                                   "not found."})
-        outcome = await self._run(self._sagemaker_route, body)
+        return self._sagemaker_answer(await self._run(self._sagemaker_route, body))
+
+    def _sagemaker_answer(self, outcome: Outcome) -> web.Response:
+        """SageMaker Runtime's dress for the container's answer: 200, 503 ServiceUnavailable, else 424 ModelError."""
         if outcome.status == 200:
             return self._answer(outcome)
         if outcome.status == 503:
@@ -259,6 +267,21 @@ class LocalBackend:
             "LogStreamArn": f"arn:aws-cn:logs:{self.region}:000000000000:log-group:/aws/sagemaker/Endpoints/"
                             f"{self.sagemaker_endpoint}"})
         response.headers.update(outcome.headers)
+        return response
+
+    def _through_aws_integration(self, outcome: Outcome) -> web.Response:
+        """The kit's `-ml` routes (sagemaker-feature-construct.ts) are an AwsIntegration to InvokeEndpoint whose
+        only integration response is 200: SageMaker's answer, error or not, reaches the caller as HTTP 200 with
+        its body passed through; its x-amzn-ErrorType header is not mapped. An integration timeout is API
+        Gateway's own 504."""
+        if outcome.status == 504:
+            response = _gateway(504, "Endpoint request timed out")
+            response.headers.update(outcome.headers)
+            return response
+        inner = self._sagemaker_answer(outcome)
+        response = web.Response(status=200, body=inner.body, content_type="application/json")
+        response.headers.update({k: v for k, v in inner.headers.items()
+                                 if k.lower().startswith("x-local-")})
         return response
 
     def _verify(self, request: web.Request, body: bytes, service: str) -> None:
@@ -303,6 +326,9 @@ class LocalBackend:
         except superres.TooLarge as exc:
             return Outcome(504, b"output too large", {"x-local-model-limit": _header(
                 f"output {exc} exceeds the embedded backend's {superres.MAX_OUTPUT_PIXELS} pixels")})
+        except HandlerCrash as exc:  # where the kit's own handler raises: an unhandled crash, not a 400
+            log.info("local.handler_crash", route=route, reason=str(exc))
+            return Outcome(500, b"Internal Server Error", {"x-local-crash": _header(str(exc))})
         except (OSError, ValueError) as exc:
             log.info("local.model_rejected", route=route, error=type(exc).__name__)
             return _illegal(event)

@@ -23,6 +23,8 @@ from typing import Any
 
 from PIL import Image
 
+from . import HandlerCrash
+
 MODELS = {2: (0, "realesr-animevideov3-x2"), 4: (2, "realesr-animevideov3-x4")}  # model scale: (index, name)
 NATIVE_LIBS = {"libvulkan.so.1": "libvulkan1", "libomp.so.5": "libomp5"}  # soname: Debian package
 TILE = 128
@@ -75,6 +77,14 @@ class SuperResolver:
         want = (rgb.width * scale, rgb.height * scale)
         if want[0] * want[1] > MAX_OUTPUT_PIXELS:
             raise TooLarge(f"{want[0]}x{want[1]}")
+        # The kit (image-super-resolution/model/super_resolution_app.py, `handler`) first resizes the input to
+        # (w // scale * scale, h // scale * scale): a side below `scale` becomes 0, cv2.resize raises, Flask
+        # answers 500, and SageMaker wraps that in a ModelError. Any other size is stretched back at the end.
+        fed = (rgb.width // scale * scale, rgb.height // scale * scale)
+        if 0 in fed:
+            raise HandlerCrash(f"cv2.resize to {fed[0]}x{fed[1]}")
+        if fed != rgb.size:
+            rgb = rgb.resize(fed, Image.Resampling.BILINEAR)
         ms = model_scale(scale)
         model = self._load(ms)
         with self._locks[ms]:
