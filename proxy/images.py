@@ -1,8 +1,7 @@
 """Images in: fetch a caller's URL safely, or take raw bytes; sniff, apply EXIF orientation, enforce limits.
 
-SSRF guard: every address a name resolves to must be public unless the name or address is allow-listed,
-and the connection goes to the address that was checked (a resolver, so DNS rebinding cannot swap it).
-Redirects are followed by hand so each hop is checked again.
+Fetching goes through the SSRF guard (proxy/ssrf.py) at every layer: the URL as aiohttp parses it, the
+resolver and every socket the connector opens. Redirects are followed by hand so each hop is checked again.
 """
 
 from __future__ import annotations
@@ -10,22 +9,20 @@ from __future__ import annotations
 import asyncio
 import io
 import ipaddress
-import socket
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 import aiohttp
-from aiohttp.abc import AbstractResolver, ResolveResult
 from PIL import Image, ImageOps, UnidentifiedImageError
+from yarl import URL
 
 from .aliyun.errors import AliyunError, Err
 from .mappings import ImageSpec
+from .ssrf import Guard, GuardedResolver, Refused, connection_scope, guarded_connector, refused
 
 Image.MAX_IMAGE_PIXELS = 20000 * 20000  # the largest side any action allows is 10000
 MAX_REDIRECTS = 5
-METADATA_ADDRESSES = {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")}
-NAT64 = ipaddress.ip_network("64:ff9b::/96")  # reaches IPv4 targets (the metadata address too) via NAT64
 EXIF_ORIENTATION = 0x0112
 
 MAGIC: list[tuple[bytes, int, str]] = [
@@ -60,72 +57,6 @@ def sniff(data: bytes) -> str | None:
     return None
 
 
-class Guard:
-    """Decides which addresses and URLs the fetcher may reach."""
-
-    def __init__(self, allow: list[str]) -> None:
-        self.networks = [ipaddress.ip_network(a, strict=False) for a in allow if _is_network(a)]
-        self.hosts = {a.lower() for a in allow if not _is_network(a)}
-
-    def host_allowed(self, host: str) -> bool:
-        return host.lower() in self.hosts
-
-    def address_allowed(self, address: str) -> bool:
-        ip = ipaddress.ip_address(address.split("%")[0])
-        if any(ip in net for net in self.networks):
-            return True
-        if ip in METADATA_ADDRESSES or ip in NAT64:
-            return False
-        return ip.is_global and not ip.is_multicast
-
-    def check_url(self, url: str) -> str:
-        try:
-            parts = urlsplit(url)
-            parts.port  # noqa: B018 - raises ValueError for a malformed port
-        except ValueError:
-            raise Err.IMAGE_URL("the URL is malformed") from None
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise Err.IMAGE_URL("only http and https URLs are accepted")
-        host = parts.hostname
-        if _is_network(host) and not self.host_allowed(host) and not self.address_allowed(host):
-            raise Err.IMAGE_URL("the address is not reachable from this service")
-        return host
-
-
-def _is_network(text: str) -> bool:
-    try:
-        ipaddress.ip_network(text, strict=False)
-    except ValueError:
-        return False
-    return True
-
-
-class GuardedResolver(AbstractResolver):
-    """Resolve, then keep only the addresses the guard allows; none left means the fetch is refused."""
-
-    def __init__(self, guard: Guard) -> None:
-        self.guard = guard
-        self.inner = aiohttp.ThreadedResolver()
-
-    async def resolve(self, host: str, port: int = 0,
-                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
-        results = await self.inner.resolve(host, port, family)
-        if self.guard.host_allowed(host):
-            return results
-        allowed = [r for r in results if self.guard.address_allowed(r["host"])]
-        if not allowed:
-            raise _Refused(host)
-        return allowed
-
-    async def close(self) -> None:
-        await self.inner.close()
-
-
-class _Refused(OSError):
-    def __init__(self, host: str) -> None:
-        super().__init__(f"{host} resolves only to addresses this service may not reach")
-
-
 class ImageLoader:
     def __init__(self, allow: list[str], timeout: float, max_bytes: int, pass_url: bool) -> None:
         self.guard = Guard(allow)
@@ -135,9 +66,8 @@ class ImageLoader:
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
-        connector = aiohttp.TCPConnector(resolver=GuardedResolver(self.guard), limit=64, ttl_dns_cache=0)
         self._session = aiohttp.ClientSession(
-            connector=connector, auto_decompress=True,
+            connector=guarded_connector(self.guard), auto_decompress=True,
             timeout=aiohttp.ClientTimeout(total=self.timeout),
             headers={"User-Agent": "vision-proxy image fetcher"},
         )
@@ -150,8 +80,9 @@ class ImageLoader:
         """`need_pixels`: the proxy itself works on the image (matting, tiling), so pass-url cannot apply."""
         try:
             if self.pass_url and not need_pixels:
-                await self._check_resolves(self.guard.check_url(url))  # the kit fetches it: same guard
-                return LoadedImage(None, "", 0, 0, 0, 0, url=url)
+                target = self.guard.check_url(url)  # the kit fetches it: the same guard, the judged URL
+                await self._check_resolves(target.raw_host or "")
+                return LoadedImage(None, "", 0, 0, 0, 0, url=str(target))
             data = await self._fetch(url, min(self.max_bytes, spec.max_bytes))
         except AliyunError as err:
             raise _renamed(err, spec) from None
@@ -168,11 +99,11 @@ class ImageLoader:
         return await asyncio.to_thread(_prepare, data, kind, spec)
 
     async def _check_resolves(self, host: str) -> None:
-        if self.guard.host_allowed(host) or _is_network(host):
+        if self.guard.host_allowed(host) or _is_ip_literal(host):
             return  # allow-listed, or a literal address check_url has judged
         try:
             await GuardedResolver(self.guard).resolve(host)
-        except _Refused:
+        except Refused:
             raise Err.IMAGE_URL("the address is not reachable from this service") from None
         except OSError:
             raise Err.IMAGE_DOWNLOAD("the host name does not resolve") from None
@@ -184,28 +115,53 @@ class ImageLoader:
     async def _fetch(self, url: str, cap: int) -> bytes:
         assert self._session is not None, "ImageLoader.start() was not awaited"
         try:
+            target = self.guard.check_url(url)
             for _ in range(MAX_REDIRECTS + 1):
-                self.guard.check_url(url)
-                async with self._session.get(url, allow_redirects=False) as resp:
-                    if resp.status in (301, 302, 303, 307, 308) and "Location" in resp.headers:
-                        url = urljoin(url, resp.headers["Location"])
-                        continue
-                    if resp.status != 200:
-                        raise Err.IMAGE_DOWNLOAD(f"HTTP {resp.status}")
-                    if resp.content_length is not None and resp.content_length > cap:
-                        raise Err.IMAGE_SIZE(f"{resp.content_length} bytes, the limit is {cap}")
-                    return await _read_capped(resp, cap)
+                with connection_scope():
+                    location = await self._hop(target, cap)
+                if isinstance(location, bytes):
+                    return location
+                target = self.guard.check_url(location)
             raise Err.IMAGE_DOWNLOAD("too many redirects")
-        except _Refused:
+        except Refused:
             raise Err.IMAGE_URL("the address is not reachable from this service") from None
         except TimeoutError:
             raise Err.IMAGE_TIMEOUT() from None
         except aiohttp.ClientConnectorError as exc:
-            if isinstance(exc.os_error, _Refused):
+            if refused(exc.os_error):
                 raise Err.IMAGE_URL("the address is not reachable from this service") from None
             raise Err.IMAGE_DOWNLOAD("connection failed") from None
         except (aiohttp.ClientError, ValueError):
             raise Err.IMAGE_DOWNLOAD("the download failed") from None
+
+    async def _hop(self, target: URL, cap: int) -> bytes | str:
+        """One request: the body, or where a redirect points (for the caller to judge before following)."""
+        assert self._session is not None
+        async with self._session.get(target, allow_redirects=False) as resp:
+            if resp.status in (301, 302, 303, 307, 308) and "Location" in resp.headers:
+                return _location(target, resp.headers["Location"])
+            if resp.status != 200:
+                raise Err.IMAGE_DOWNLOAD(f"HTTP {resp.status}")
+            if resp.content_length is not None and resp.content_length > cap:
+                raise Err.IMAGE_SIZE(f"{resp.content_length} bytes, the limit is {cap}")
+            return await _read_capped(resp, cap)
+
+
+def _location(base: URL, location: str) -> str:
+    """A redirect target resolved against the hop that sent it, still as written (the guard must see a
+    non-ASCII host before yarl normalises it)."""
+    try:
+        return urljoin(str(base), location)
+    except ValueError:
+        raise Err.IMAGE_URL("the redirect target is malformed") from None
+
+
+def _is_ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.split("%")[0])
+    except ValueError:
+        return False
+    return True
 
 
 async def _read_capped(resp: aiohttp.ClientResponse, cap: int) -> bytes:
