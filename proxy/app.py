@@ -25,6 +25,7 @@ from .aliyun.errors import AliyunError, Err
 from .aliyun.nonces import open_nonce_store
 from .aliyun.request import InboundRequest, begin, new_request_id, read_body
 from .aliyun.signature import Authenticator
+from .budget import PixelBudget
 from .config import Settings
 from .exchange import Exchange, Observer
 from .images import ImageLoader
@@ -183,8 +184,9 @@ async def start_services(settings: Settings, registry: mappings.Registry) -> Ser
                     sagemaker_endpoints=settings.kit_sagemaker_endpoints,  # the embedded backend serves them too
                     sagemaker_url=str(settings.sagemaker_url or settings.kit_url)
                     if settings.sagemaker_url or local else None)
+    budget = PixelBudget(settings.decode_budget_bytes, settings.decode_wait_seconds)
     images = ImageLoader(settings.fetch_allow, settings.fetch_timeout_seconds, settings.fetch_max_bytes,
-                         pass_url=settings.image_mode == "pass-url")
+                         pass_url=settings.image_mode == "pass-url", budget=budget)
     await kit.start()
     await images.start()
     nonces = await open_nonce_store(settings.redis_url.get_secret_value() if settings.redis_url else None,
@@ -200,7 +202,7 @@ async def start_services(settings: Settings, registry: mappings.Registry) -> Ser
     jobs = JobRunner(results, settings.job_workers, settings.job_queue_size, settings.job_deadline_seconds,
                      settings.job_record_ttl_seconds)
     jobs.start()
-    backends = Backends(settings, kit, images, results, jobs, asyncio.Semaphore(settings.max_heavy))
+    backends = Backends(settings, kit, images, results, jobs, budget)
     aliyun = AliyunClient(settings.aliyun_endpoints,
                           {c: (k, s.get_secret_value()) for c, (k, s) in settings.shadow_keys.items()},
                           settings.shadow_timeout_seconds)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import io
 import ipaddress
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin
@@ -18,6 +20,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from yarl import URL
 
 from .aliyun.errors import AliyunError, Err
+from .budget import PixelBudget, rotation_bytes
 from .mappings import ImageSpec
 from .ssrf import Guard, GuardedResolver, Refused, connection_scope, guarded_connector, refused
 
@@ -58,8 +61,10 @@ def sniff(data: bytes) -> str | None:
 
 
 class ImageLoader:
-    def __init__(self, allow: list[str], timeout: float, max_bytes: int, pass_url: bool) -> None:
+    def __init__(self, allow: list[str], timeout: float, max_bytes: int, pass_url: bool,
+                 budget: PixelBudget) -> None:
         self.guard = Guard(allow)
+        self.budget = budget
         self.timeout = timeout
         self.max_bytes = max_bytes
         self.pass_url = pass_url
@@ -95,8 +100,12 @@ class ImageLoader:
         if kind is None or kind not in spec.formats:
             raise _renamed(Err.IMAGE_FORMAT(f"{kind or 'not an image'}; accepted: {', '.join(spec.formats)}"),
                            spec)
-        # Always off the loop: a small file can still be a huge image to rotate (EXIF) or to parse.
-        return await asyncio.to_thread(_prepare, data, kind, spec)
+        # Always off the loop: a small file can still be a huge image to parse or to rotate (EXIF).
+        image, orientation = await asyncio.to_thread(_inspect, data, kind, spec)
+        if orientation in (2, 3, 4, 5, 6, 7, 8):  # turning it upright decodes it: within the pixel budget
+            async with self.budget.hold(rotation_bytes(image.org_width, image.org_height)):
+                image.data, image.format = await asyncio.to_thread(_upright, data, kind, spec)
+        return image
 
     async def _check_resolves(self, host: str) -> None:
         if self.guard.host_allowed(host) or _is_ip_literal(host):
@@ -175,12 +184,14 @@ async def _read_capped(resp: aiohttp.ClientResponse, cap: int) -> bytes:
     return b"".join(chunks)
 
 
-def _prepare(data: bytes, kind: str, spec: ImageSpec) -> LoadedImage:
-    """Check dimensions from the header, then apply EXIF orientation (re-encoding only when needed)."""
+def _inspect(data: bytes, kind: str, spec: ImageSpec) -> tuple[LoadedImage, int]:
+    """Dimensions and EXIF orientation from the header, checked against the action's limits; no pixel
+    is decoded here."""
     try:
         img = Image.open(io.BytesIO(data))
         org_w, org_h = img.size
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError):
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        # ValueError: a text or ICC chunk inflating past Pillow's limit; SyntaxError: a malformed header
         raise _renamed(Err.IMAGE_FORMAT("the image cannot be decoded"), spec) from None
     orientation = _orientation(img)
     w, h = (org_h, org_w) if orientation in (5, 6, 7, 8) else (org_w, org_h)
@@ -191,19 +202,22 @@ def _prepare(data: bytes, kind: str, spec: ImageSpec) -> LoadedImage:
             f"{w}x{h}; each side must be {spec.min_side}-{spec.max_side} px"
             + (f", the shorter side at most {spec.max_short_side} px" if spec.max_short_side else "")
             + (f", with an aspect ratio up to {spec.max_aspect:g}" if spec.max_aspect else "")), spec)
-    if orientation in (2, 3, 4, 5, 6, 7, 8):
-        try:
-            upright = ImageOps.exif_transpose(img)
-            out = io.BytesIO()
-            if kind == "jpeg":
-                upright.save(out, "JPEG", quality=95)
-            else:
-                upright.save(out, "PNG")
-                kind = "png"
-            data = out.getvalue()
-        except (OSError, ValueError):
-            raise _renamed(Err.IMAGE_FORMAT("the image cannot be decoded"), spec) from None
-    return LoadedImage(data, kind, w, h, org_w, org_h)
+    return LoadedImage(data, kind, w, h, org_w, org_h), orientation
+
+
+def _upright(data: bytes, kind: str, spec: ImageSpec) -> tuple[bytes, str]:
+    """Apply EXIF orientation: decodes the whole image and re-encodes it (JPEG stays JPEG, else PNG)."""
+    try:
+        upright = ImageOps.exif_transpose(Image.open(io.BytesIO(data)))
+        out = io.BytesIO()
+        if kind == "jpeg":
+            upright.save(out, "JPEG", quality=95)
+        else:
+            upright.save(out, "PNG")
+            kind = "png"
+    except (OSError, ValueError, SyntaxError):  # truncated or corrupt pixel data
+        raise _renamed(Err.IMAGE_FORMAT("the image cannot be decoded"), spec) from None
+    return out.getvalue(), kind
 
 
 def _orientation(img: Image.Image) -> int:
@@ -216,8 +230,19 @@ def _orientation(img: Image.Image) -> int:
             exif = img.getexif()
         value: Any = exif.get(EXIF_ORIENTATION, 1)
         return int(value)
-    except (AttributeError, OSError, ValueError, TypeError):
+    except (AttributeError, OSError, ValueError, TypeError, SyntaxError):  # SyntaxError: not a TIFF header
         return 1
+
+
+@contextmanager
+def undecodable(spec: ImageSpec | None) -> Iterator[None]:
+    """Pixel data Pillow cannot decode (truncated, corrupt, a chunk inflating past its limits) is the
+    caller's bad image: InvalidImage.Format, never a 500."""
+    try:
+        yield
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        err = Err.IMAGE_FORMAT("the image cannot be decoded")
+        raise (_renamed(err, spec) if spec else err) from None
 
 
 def _renamed(err: AliyunError, spec: ImageSpec) -> AliyunError:

@@ -66,3 +66,25 @@ def texture(w: int = 128, h: int = 96) -> Image.Image:
     for x in range(int(w * 0.6), int(w * 0.85), 6):
         draw.line([x, h * 0.25, x, h * 0.75], fill="white", width=2)
     return image
+
+
+def declaring(width: int, height: int, fmt: str = "JPEG", exif_orientation: int | None = None) -> bytes:
+    """A tiny file whose header declares `width`×`height` (a 16×16 image with its size fields rewritten):
+    what the proxy must judge before decoding anything (decoding it would fail, truncated)."""
+    import struct
+    import zlib
+
+    small = Image.new("RGB", (16, 16), "white")
+    out = io.BytesIO()
+    exif = Image.Exif()
+    if exif_orientation:
+        exif[0x0112] = exif_orientation
+    small.save(out, fmt, **({"exif": exif} if exif_orientation else {}))
+    data = bytearray(out.getvalue())
+    if fmt == "PNG":  # IHDR right after the signature: length, type, width, height, ..., CRC
+        data[16:24] = struct.pack(">II", width, height)
+        data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    else:  # JPEG: the SOF0 segment's height and width
+        sof = data.index(b"\xff\xc0")
+        data[sof + 5:sof + 9] = struct.pack(">HH", height, width)
+    return bytes(data)

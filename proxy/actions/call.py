@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..aliyun.errors import Err, invalid, missing
 from ..aliyun.request import InboundRequest
+from ..budget import PixelBudget
 from ..config import Settings
 from ..images import ImageLoader, LoadedImage
 from ..jobs import SUBMITTED_MESSAGE, JobRunner, Work
@@ -27,7 +27,7 @@ class Backends:
     images: ImageLoader
     results: ResultStore
     jobs: JobRunner
-    heavy: asyncio.Semaphore  # decoded full-size images in flight (matting, enlargement): ~300 MB each
+    budget: PixelBudget  # bytes of decoded pixels in flight (matting, enlargement, EXIF rotation)
 
 
 @dataclass

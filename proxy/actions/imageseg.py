@@ -13,7 +13,8 @@ from typing import Any
 
 from PIL import Image
 
-from ..images import LoadedImage
+from ..budget import matting_bytes
+from ..images import LoadedImage, undecodable
 from .call import Call
 
 MATTE_MAX_SIDE = 2048
@@ -41,12 +42,14 @@ async def segment_hd_common_image(call: Call) -> dict[str, Any]:
 
 
 async def _matting(call: Call, form: str | None) -> str:
-    async with call.backends.heavy:
-        image = await call.image(need_pixels=True)
-        assert image.data is not None
-        for_kit = await asyncio.to_thread(_kit_copy, image)
+    image = await call.image(need_pixels=True)
+    assert image.data is not None
+    async with call.backends.budget.hold(matting_bytes(image.width, image.height)):
+        with undecodable(call.spec.image):
+            for_kit = await asyncio.to_thread(_kit_copy, image)
         matte = await call.kit.invoke_for_image("segmentation", for_kit)
-        png = await asyncio.to_thread(compose, image.data, matte, form)
+        with undecodable(call.spec.image):
+            png = await asyncio.to_thread(compose, image.data, matte, form)
     return await call.store(png, "png", "image/png")
 
 

@@ -1,0 +1,113 @@
+"""One admission budget for decoded pixels: the proxy's memory is bounded by what images decode to, not by
+how many requests are in flight (a 726-byte JPEG can declare 8000×8000 pixels).
+
+Every full decode the proxy itself makes (EXIF rotation, matting composition, enlargement) first reserves
+its cost here, computed from the header-declared dimensions before any pixel is decoded. Reservations are
+granted first come, first served; a caller that cannot get its share within `wait` seconds gets Aliyun's
+`Throttling`, and one whose cost alone exceeds the whole budget is refused at once (it could never fit).
+
+The costs are peak bytes per pixel measured with VmHWM on the code as it is (Pillow keeps RGB as 4 bytes a
+pixel, numpy as 3; blending works in float32 strips), rounded up. Not counted: the embedded backend's own
+decodes (it stands in for the kit, whose memory is not the proxy's) and encoded bytes (capped elsewhere).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from .aliyun.errors import Err
+from .observability import metrics
+
+ROTATION_PER_PX = 14  # decode (4) + transposed copy (4) + re-encoded output (at most 4) + slack
+MATTING_PER_PX = 18  # decode (4) + RGB copy (4) + full-size matte (1) + composed copy (4) + PNG (4) + slack
+INPUT_PER_PX = 12  # enlargement input: decode (4) + RGB copy (4) + numpy array (3) + slack
+OUTPUT_PER_PX = 10  # enlarged output: uint8 array (3) + Pillow copy to encode (4) + PNG buffer (3)
+STRIP_PER_PX = 40  # one blend strip in float32 (12 a pixel) with its temporaries and carry
+
+
+def rotation_bytes(width: int, height: int) -> int:
+    return ROTATION_PER_PX * width * height
+
+
+def matting_bytes(width: int, height: int) -> int:
+    return MATTING_PER_PX * width * height
+
+
+def enlargement_bytes(width: int, height: int, factor: int, tile: int, max_short: int | None = None) -> int:
+    """`width`×`height` as declared; `max_short`: the input is first reduced so its short side fits."""
+    cost = INPUT_PER_PX * width * height
+    if max_short and min(width, height) > max_short:
+        ratio = max_short / min(width, height)
+        width, height = round(width * ratio), round(height * ratio)
+        cost += INPUT_PER_PX * width * height
+    scale = 4 if factor >= 3 else 2  # the kit's factor (imageenhan.kit_factor)
+    out = width * height * max(factor, scale) ** 2
+    strip = min(height, tile) * scale * width * scale
+    return cost + OUTPUT_PER_PX * out + STRIP_PER_PX * strip
+
+
+class PixelBudget:
+    """A FIFO weighted semaphore over bytes of decoded pixels."""
+
+    def __init__(self, capacity: int, wait: float) -> None:
+        self.capacity = capacity
+        self.wait = wait
+        self.used = 0
+        self._waiters: deque[tuple[int, asyncio.Future[None]]] = deque()
+
+    @property
+    def waiting(self) -> int:
+        """Callers queued for their share."""
+        return len(self._waiters)
+
+    @asynccontextmanager
+    async def hold(self, cost: int) -> AsyncIterator[None]:
+        """Reserve `cost` bytes for the body of the `async with`; raises Throttling when none come in time."""
+        if cost > self.capacity:
+            metrics.DECODE_REFUSALS.labels("too_large").inc()
+            raise Err.IMAGE_RESOLUTION(f"decoding it needs {cost >> 20} MB, more than this service's image "
+                                       f"memory budget ({self.capacity >> 20} MB)")
+        await self._acquire(cost)
+        try:
+            yield
+        finally:
+            self._release(cost)
+
+    async def _acquire(self, cost: int) -> None:
+        if not self._waiters and self.used + cost <= self.capacity:
+            self._grant(cost)
+            return
+        entry = (cost, asyncio.get_running_loop().create_future())
+        self._waiters.append(entry)
+        try:
+            async with asyncio.timeout(self.wait):
+                await asyncio.shield(entry[1])
+        except (TimeoutError, asyncio.CancelledError) as exc:
+            if entry[1].done():  # granted just as the wait ended: give it back
+                self._release(cost)
+            else:
+                self._waiters.remove(entry)
+                entry[1].cancel()
+                self._wake()  # a big waiter leaving the head may let smaller ones in
+            if isinstance(exc, TimeoutError):
+                metrics.DECODE_REFUSALS.labels("throttled").inc()
+                raise Err.THROTTLING() from None
+            raise
+
+    def _grant(self, cost: int) -> None:
+        self.used += cost
+        metrics.DECODE_BYTES.set(self.used)
+
+    def _release(self, cost: int) -> None:
+        self.used -= cost
+        metrics.DECODE_BYTES.set(self.used)
+        self._wake()
+
+    def _wake(self) -> None:
+        while self._waiters and self.used + self._waiters[0][0] <= self.capacity:
+            cost, future = self._waiters.popleft()
+            self._grant(cost)
+            future.set_result(None)
