@@ -193,7 +193,10 @@ def _inspect(data: bytes, kind: str, spec: ImageSpec) -> tuple[LoadedImage, int]
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError):
         # ValueError: a text or ICC chunk inflating past Pillow's limit; SyntaxError: a malformed header
         raise _renamed(Err.IMAGE_FORMAT("the image cannot be decoded"), spec) from None
-    orientation = _orientation(img)
+    try:
+        orientation = _orientation(img)
+    except AliyunError as err:
+        raise _renamed(err, spec) from None
     w, h = (org_h, org_w) if orientation in (5, 6, 7, 8) else (org_w, org_h)
     short, long = sorted((w, h))
     if (short < spec.min_side or long > spec.max_side or (spec.max_short_side and short > spec.max_short_side)
@@ -230,7 +233,9 @@ def _orientation(img: Image.Image) -> int:
             exif = img.getexif()
         value: Any = exif.get(EXIF_ORIENTATION, 1)
         return int(value)
-    except (AttributeError, OSError, ValueError, TypeError, SyntaxError):  # SyntaxError: not a TIFF header
+    except SyntaxError:  # Pillow: "not a TIFF file", an eXIf/EXIF chunk that is no EXIF at all
+        raise Err.IMAGE_FORMAT("its EXIF block is not valid") from None
+    except (AttributeError, OSError, ValueError, TypeError):
         return 1
 
 

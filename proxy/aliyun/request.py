@@ -109,12 +109,20 @@ async def read_body(request: web.Request, inbound: InboundRequest, cap: int) -> 
     digest = hashlib.sha256()
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.content.iter_chunked(READ_CHUNK):
-        size += len(chunk)
-        if size > cap:
-            raise Err.IMAGE_SIZE(f"the request body exceeds {cap} bytes")
-        digest.update(chunk)
-        chunks.append(chunk)
+    try:
+        async for chunk in request.content.iter_chunked(READ_CHUNK):
+            size += len(chunk)
+            if size > cap:
+                raise Err.IMAGE_SIZE(f"the request body exceeds {cap} bytes")
+            digest.update(chunk)
+            chunks.append(chunk)
+    except web.RequestPayloadError:  # aiohttp inflates gzip/deflate bodies itself, and a broken one lands here
+        encoding = request.headers.get("Content-Encoding")
+        err = (invalid("Content-Encoding", f"The body is not valid {encoding[:20]} data.") if encoding
+               else invalid("Body", "The request body is malformed."))
+        request.content.feed_eof()  # nothing more to read: aiohttp must not drain (and re-raise) after the answer
+        err.headers["Connection"] = "close"  # the rest of the stream cannot be parsed
+        raise err from None
     inbound.body = b"".join(chunks)
     inbound.body_sha256 = digest.hexdigest()
     if inbound.content_type == FORM and inbound.body:
