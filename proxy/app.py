@@ -25,7 +25,7 @@ from .aliyun.errors import AliyunError, Err
 from .aliyun.nonces import open_nonce_store
 from .aliyun.request import InboundRequest, begin, new_request_id, read_body
 from .aliyun.signature import Authenticator
-from .budget import PixelBudget
+from .budget import PixelBudget, return_freed_buffers_to_the_os
 from .config import Settings
 from .exchange import Exchange, Observer
 from .images import ImageLoader
@@ -185,6 +185,7 @@ async def start_services(settings: Settings, registry: mappings.Registry) -> Ser
                     sagemaker_url=str(settings.sagemaker_url or settings.kit_url)
                     if settings.sagemaker_url or local else None)
     budget = PixelBudget(settings.decode_budget_bytes, settings.decode_wait_seconds)
+    return_freed_buffers_to_the_os()
     images = ImageLoader(settings.fetch_allow, settings.fetch_timeout_seconds, settings.fetch_max_bytes,
                          pass_url=settings.image_mode == "pass-url", budget=budget)
     await kit.start()

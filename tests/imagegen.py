@@ -88,3 +88,11 @@ def declaring(width: int, height: int, fmt: str = "JPEG", exif_orientation: int 
         sof = data.index(b"\xff\xc0")
         data[sof + 5:sof + 9] = struct.pack(">HH", height, width)
     return bytes(data)
+
+
+def truncated(fmt: str) -> bytes:
+    """A 300×200 image cut in half: the header (and its size) intact, half the pixel data gone."""
+    out = io.BytesIO()
+    Image.frombytes("RGB", (300, 200), bytes(range(256)) * 703 + bytes(232)).save(out, fmt)
+    data = out.getvalue()
+    return data[: len(data) // 2]

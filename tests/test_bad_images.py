@@ -40,11 +40,6 @@ def _encoded(fmt: str, **options: object) -> bytes:
     return out.getvalue()
 
 
-def truncated(fmt: str) -> bytes:
-    data = _encoded(fmt)
-    return data[: len(data) // 2]  # the header (and size) intact, half the pixel data gone
-
-
 NOT_TIFF = b"garbage!garbage!"
 BOMB = zlib.compress(b"\0" * 50_000_000, 9)  # ~49 KB inflating to 50 MB, past Pillow's text-chunk limit
 BAD = {
@@ -52,9 +47,9 @@ BAD = {
     "/exif-not-tiff.webp": _encoded("WEBP", exif=b"Exif\0\0" + NOT_TIFF),
     "/ztxt-bomb.png": png_with_chunk(b"zTXt", b"Comment\0\0" + BOMB),
     "/iccp-bomb.png": png_with_chunk(b"iCCP", b"icc\0\0" + BOMB),
-    "/truncated.png": truncated("PNG"),
-    "/truncated.jpg": truncated("JPEG"),
-    "/truncated.bmp": truncated("BMP"),
+    "/truncated.png": imagegen.truncated("PNG"),
+    "/truncated.jpg": imagegen.truncated("JPEG"),
+    "/truncated.bmp": imagegen.truncated("BMP"),
 }
 
 
