@@ -1,7 +1,8 @@
 """One admission budget for decoded pixels: the proxy's memory is bounded by what images decode to, not by
 how many requests are in flight (a 726-byte JPEG can declare 8000×8000 pixels).
 
-Every full decode the proxy itself makes (EXIF rotation, matting composition, enlargement) first reserves
+Every full decode the proxy itself makes (EXIF rotation, matting composition, enlargement, shadow scoring
+of result images) first reserves
 its cost here, computed from the header-declared dimensions before any pixel is decoded. Reservations are
 granted first come, first served; a caller that cannot get its share within `wait` seconds gets Aliyun's
 `Throttling`, and one whose cost alone exceeds the whole budget is refused at once (it could never fit).
@@ -15,9 +16,12 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import io
 from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+
+from PIL import Image
 
 from .aliyun.errors import Err
 from .observability import metrics
@@ -27,6 +31,7 @@ MATTING_PER_PX = 18  # decode (4) + RGB copy (4) + full-size matte (1) + compose
 INPUT_PER_PX = 12  # enlargement input: decode (4) + RGB copy (4) + numpy array (3) + slack
 OUTPUT_PER_PX = 10  # enlarged output: uint8 array (3) + Pillow copy to encode (4) + PNG buffer (3)
 STRIP_PER_PX = 40  # one blend strip in float32 (12 a pixel) with its temporaries and carry
+COMPARE_PER_PX = {"super_resolution": 64, "matting": 24}  # shadow scoring: both decodes, PSNR/SSIM arrays
 M_MMAP_THRESHOLD = -3  # glibc <malloc.h>
 MMAP_THRESHOLD = 1024 * 1024
 
@@ -64,6 +69,18 @@ def enlargement_bytes(width: int, height: int, factor: int, tile: int, max_short
     return cost + OUTPUT_PER_PX * out + STRIP_PER_PX * strip
 
 
+def comparison_bytes(family: str | None, *images: bytes | None) -> int:
+    """Shadow scoring of two result images (proxy/shadow/compare/pictures.py), by the larger one's header."""
+    per_px = COMPARE_PER_PX.get(family or "", 0)
+    if not per_px or any(image is None for image in images):
+        return 0
+    try:
+        pixels = max(w * h for w, h in (Image.open(io.BytesIO(image)).size for image in images if image))
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return 0  # not an image: scoring fails on its own, before decoding anything
+    return per_px * pixels
+
+
 class PixelBudget:
     """A FIFO weighted semaphore over bytes of decoded pixels."""
 
@@ -92,7 +109,7 @@ class PixelBudget:
             self._release(cost)
 
     async def _acquire(self, cost: int) -> None:
-        if not self._waiters and self.used + cost <= self.capacity:
+        if cost == 0 or (not self._waiters and self.used + cost <= self.capacity):
             self._grant(cost)
             return
         entry = (cost, asyncio.get_running_loop().create_future())

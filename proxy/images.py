@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import ipaddress
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from yarl import URL
 from .aliyun.errors import AliyunError, Err
 from .budget import PixelBudget, rotation_bytes
 from .mappings import ImageSpec
-from .ssrf import Guard, GuardedResolver, Refused, connection_scope, guarded_connector, refused
+from .ssrf import Guard, GuardedResolver, Refused, connection_scope, guarded_connector, is_address, refused
 
 Image.MAX_IMAGE_PIXELS = 20000 * 20000  # the largest side any action allows is 10000
 MAX_REDIRECTS = 5
@@ -108,7 +107,7 @@ class ImageLoader:
         return image
 
     async def _check_resolves(self, host: str) -> None:
-        if self.guard.host_allowed(host) or _is_ip_literal(host):
+        if self.guard.host_allowed(host) or is_address(host):
             return  # allow-listed, or a literal address check_url has judged
         try:
             await GuardedResolver(self.guard).resolve(host)
@@ -163,14 +162,6 @@ def _location(base: URL, location: str) -> str:
         return urljoin(str(base), location)
     except ValueError:
         raise Err.IMAGE_URL("the redirect target is malformed") from None
-
-
-def _is_ip_literal(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host.split("%")[0])
-    except ValueError:
-        return False
-    return True
 
 
 async def _read_capped(resp: aiohttp.ClientResponse, cap: int) -> bytes:

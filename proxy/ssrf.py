@@ -58,8 +58,8 @@ class Guard:
     """Decides which addresses and URLs the fetcher may reach (`allow`: CIDRs, addresses or host names)."""
 
     def __init__(self, allow: list[str]) -> None:
-        self.networks = [ipaddress.ip_network(a, strict=False) for a in allow if _is_address(a, network=True)]
-        self.hosts = {_host_key(a) for a in allow if not _is_address(a, network=True)}
+        self.networks = [ipaddress.ip_network(a, strict=False) for a in allow if is_address(a, network=True)]
+        self.hosts = {_host_key(a) for a in allow if not is_address(a, network=True)}
 
     def host_allowed(self, host: str) -> bool:
         return _host_key(host) in self.hosts
@@ -86,7 +86,7 @@ class Guard:
             raise Err.IMAGE_URL("the URL is malformed") from None
         if target.scheme not in ("http", "https") or not host:
             raise Err.IMAGE_URL("only http and https URLs are accepted")
-        if _is_address(host):
+        if is_address(host):
             if not written.isascii():
                 raise Err.IMAGE_URL("the host is written in non-ASCII characters that read as an address")
             if not self.host_allowed(host) and not self.address_allowed(host):
@@ -104,7 +104,7 @@ class Guard:
         return socket.socket(family, kind, proto)
 
 
-def _is_address(text: str, network: bool = False) -> bool:
+def is_address(text: str, network: bool = False) -> bool:
     try:
         if network:
             ipaddress.ip_network(text, strict=False)

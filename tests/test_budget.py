@@ -15,7 +15,7 @@ from alibabacloud_tea_openapi.exceptions import AlibabaCloudException
 from prometheus_client import REGISTRY
 
 from proxy.aliyun.errors import AliyunError
-from proxy.budget import PixelBudget, enlargement_bytes, matting_bytes, rotation_bytes
+from proxy.budget import PixelBudget, comparison_bytes, enlargement_bytes, matting_bytes, rotation_bytes
 from tests import imagegen, sdk
 from tests.conftest import CALLER_KEYS
 from tests.harness import AppServer, ProxyServer, serve_files
@@ -96,6 +96,14 @@ def test_costs_grow_with_what_is_decoded():
     x2 = enlargement_bytes(1920, 1080, 2, 512)
     assert x2 < enlargement_bytes(1920, 1080, 4, 256)
     assert enlargement_bytes(5000, 5000, 4, 256, max_short=1080) < enlargement_bytes(5000, 5000, 4, 256)
+
+
+def test_shadow_scoring_is_costed_from_the_result_headers():
+    small, big = imagegen.blank_image(64, 48), imagegen.declaring(4000, 3000, "PNG")
+    assert comparison_bytes("super_resolution", small, big) == 64 * 4000 * 3000  # the larger one counts
+    assert comparison_bytes("matting", small, small) == 24 * 64 * 48
+    assert comparison_bytes("ocr", small, big) == 0  # OCR answers are compared as text
+    assert comparison_bytes("matting", small, None) == 0 and comparison_bytes("matting", b"junk", small) == 0
 
 
 # ---------------------------------------------------------------- through the proxy

@@ -23,6 +23,7 @@ from aiohttp import web
 from ..actions.call import Call
 from ..aliyun.errors import AliyunError, Err
 from ..aliyun.request import InboundRequest, new_request_id
+from ..budget import comparison_bytes
 from ..config import Settings
 from ..exchange import Exchange
 from ..images import ImageLoader
@@ -182,7 +183,9 @@ class Shadow:
         primary, secondary = (aliyun, aws) if other_is_aws else (aws, aliyun)
         noise = await self._noise(m, primary) if self.settings.shadow_noise else None
         thresholds = {**compare.thresholds_for(spec.action), **self.settings.shadow_thresholds.get(spec.action, {})}
-        scores, outcome = await asyncio.to_thread(_judge, spec.action, primary, secondary, thresholds, noise)
+        async with self.images.budget.hold(comparison_bytes(compare.family_of(spec.action), primary.image,
+                                                            secondary.image)):
+            scores, outcome = await asyncio.to_thread(_judge, spec.action, primary, secondary, thresholds, noise)
         mode = mode or self.settings.shadow_mode
         self._report(m, mode, primary, secondary, scores, outcome, noise)
         return await self.store.add_async(Record.build(
@@ -234,7 +237,9 @@ class Shadow:
                 again = await self._finish_aws(answer, call)
         except (NoAliyunKey, AliyunError, OSError, aiohttp.ClientError):
             return None
-        scores = await asyncio.to_thread(_scores, m.spec.action, primary, again)
+        async with self.images.budget.hold(comparison_bytes(compare.family_of(m.spec.action), primary.image,
+                                                            again.image)):
+            scores = await asyncio.to_thread(_scores, m.spec.action, primary, again)
         return (scores, again) if scores else None
 
     def _report(self, m: Mirror, mode: str, primary: Side, secondary: Side, scores: compare.Scores | None,
