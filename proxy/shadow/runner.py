@@ -159,6 +159,9 @@ class Shadow:
                     await self.run(mirror)
             except TimeoutError:
                 self._drop("timeout")
+            except AliyunError as err:  # the decode budget (proxy/budget.py) refused to score the images
+                log.warning("shadow.not_scored", action=mirror.spec.action, code=err.code, reason=err.message)
+                self._drop("decode_budget")
             except Exception:
                 log.exception("shadow.failed", action=mirror.spec.action)
                 self._drop("failed")
