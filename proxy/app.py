@@ -40,6 +40,7 @@ from .observability import metrics
 from .observers.log import log_exchange
 from .observers.metrics import observe_metrics
 from .observers.mirror import AwsAnswer, Mirror
+from .pixels import PixelBudget, return_freed_buffers_to_the_os
 from .results import LocalResultStore, ResultStore, open_store
 from .shadow.aliyun import AliyunClient
 from .shadow.records import STORE_SUBDIR, RecordStore
@@ -207,8 +208,10 @@ async def start_services(settings: Settings, registry: mappings.Registry) -> Ser
                     max_answer_bytes=budget.answer_read_cap(settings.kit_limits),
                     route_timeouts=settings.kit_route_timeouts.model_dump(),
                     sagemaker_timeout=settings.kit_sagemaker_timeout_seconds)
+    pixel_budget = PixelBudget(settings.decode_budget_bytes, settings.decode_wait_seconds)
+    return_freed_buffers_to_the_os()
     images = ImageLoader(settings.fetch_allow, settings.fetch_timeout_seconds, settings.fetch_max_bytes,
-                         pass_url=settings.image_mode == "pass-url")
+                         pass_url=settings.image_mode == "pass-url", budget=pixel_budget)
     await kit.start()
     await images.start()
     nonces = await open_nonce_store(settings)
@@ -222,7 +225,7 @@ async def start_services(settings: Settings, registry: mappings.Registry) -> Ser
     jobs = JobRunner(results, settings.job_workers, settings.job_queue_size, settings.job_deadline_seconds,
                      settings.job_record_ttl_seconds)
     jobs.start()
-    backends = Backends(settings, kit, images, results, jobs, asyncio.Semaphore(settings.max_heavy))
+    backends = Backends(settings, kit, images, results, jobs, pixel_budget)
     aliyun = AliyunClient(settings.aliyun_endpoints,
                           {c: (k, s.get_secret_value()) for c, (k, s) in settings.shadow_keys.items()},
                           settings.shadow_timeout_seconds)

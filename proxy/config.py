@@ -131,12 +131,15 @@ class Settings(BaseSettings):
     # inbound limits
     max_body_bytes: int = Field(12 * MiB, ge=1024)
     max_inflight: int = Field(256, ge=1)
-    max_heavy: int = Field(4, ge=1, description="matting and enlargements decoding full images at once")
     # slow clients (nginx's defaults; proxy/connections.py): head complete after its first byte, whole body
     # after the head (12 MiB in 60 s is 210 KB/s), idle keep-alive: above an ALB's 60 s idle timeout
     client_header_timeout_seconds: float = Field(60.0, gt=0)
     client_body_timeout_seconds: float = Field(60.0, gt=0)
     keepalive_timeout_seconds: float = Field(75.0, gt=0)
+    # decoded pixels in flight (EXIF rotation, matting, enlargement; proxy/pixels.py). The default leaves the
+    # Helm chart's 2 GiB limit ~1 GiB for the process itself and the encoded bodies, images and answers in flight
+    decode_budget_bytes: int = Field(1024 * MiB, ge=16 * MiB)
+    decode_wait_seconds: float = Field(5.0, ge=0, description="wait for budget this long, then Throttling")
 
     # images
     image_mode: Literal["fetch", "pass-url"] = "fetch"

@@ -1,31 +1,30 @@
 """Images in: fetch a caller's URL safely, or take raw bytes; sniff, apply EXIF orientation, enforce limits.
 
-SSRF guard: every address a name resolves to must be public unless the name or address is allow-listed,
-and the connection goes to the address that was checked (a resolver, so DNS rebinding cannot swap it).
-Redirects are followed by hand so each hop is checked again.
+Fetching goes through the SSRF guard (proxy/ssrf.py) at every layer: the URL as aiohttp parses it, the
+resolver and every socket the connector opens. Redirects are followed by hand so each hop is checked again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import io
-import ipaddress
-import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 import aiohttp
-from aiohttp.abc import AbstractResolver, ResolveResult
 from PIL import Image, ImageOps, UnidentifiedImageError
+from yarl import URL
 
 from .aliyun.errors import AliyunError, Err
 from .mappings import ImageSpec
+from .pixels import PixelBudget, rotation_bytes
+from .ssrf import Guard, GuardedResolver, Refused, connection_scope, guarded_connector, is_address, refused
 
 Image.MAX_IMAGE_PIXELS = 20000 * 20000  # the largest side any action allows is 10000
 MAX_REDIRECTS = 5
-METADATA_ADDRESSES = {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")}
-NAT64 = ipaddress.ip_network("64:ff9b::/96")  # reaches IPv4 targets (the metadata address too) via NAT64
 EXIF_ORIENTATION = 0x0112
 PROBE_BYTES = 64 * 1024  # enough for any supported format's header
 
@@ -61,84 +60,19 @@ def sniff(data: bytes) -> str | None:
     return None
 
 
-class Guard:
-    """Decides which addresses and URLs the fetcher may reach."""
-
-    def __init__(self, allow: list[str]) -> None:
-        self.networks = [ipaddress.ip_network(a, strict=False) for a in allow if _is_network(a)]
-        self.hosts = {a.lower() for a in allow if not _is_network(a)}
-
-    def host_allowed(self, host: str) -> bool:
-        return host.lower() in self.hosts
-
-    def address_allowed(self, address: str) -> bool:
-        ip = ipaddress.ip_address(address.split("%")[0])
-        if any(ip in net for net in self.networks):
-            return True
-        if ip in METADATA_ADDRESSES or ip in NAT64:
-            return False
-        return ip.is_global and not ip.is_multicast
-
-    def check_url(self, url: str) -> str:
-        try:
-            parts = urlsplit(url)
-            parts.port  # noqa: B018 - raises ValueError for a malformed port
-        except ValueError:
-            raise Err.IMAGE_URL("the URL is malformed") from None
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise Err.IMAGE_URL("only http and https URLs are accepted")
-        host = parts.hostname
-        if _is_network(host) and not self.host_allowed(host) and not self.address_allowed(host):
-            raise Err.IMAGE_URL("the address is not reachable from this service")
-        return host
-
-
-def _is_network(text: str) -> bool:
-    try:
-        ipaddress.ip_network(text, strict=False)
-    except ValueError:
-        return False
-    return True
-
-
-class GuardedResolver(AbstractResolver):
-    """Resolve, then keep only the addresses the guard allows; none left means the fetch is refused."""
-
-    def __init__(self, guard: Guard) -> None:
-        self.guard = guard
-        self.inner = aiohttp.ThreadedResolver()
-
-    async def resolve(self, host: str, port: int = 0,
-                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
-        results = await self.inner.resolve(host, port, family)
-        if self.guard.host_allowed(host):
-            return results
-        allowed = [r for r in results if self.guard.address_allowed(r["host"])]
-        if not allowed:
-            raise _Refused(host)
-        return allowed
-
-    async def close(self) -> None:
-        await self.inner.close()
-
-
-class _Refused(OSError):
-    def __init__(self, host: str) -> None:
-        super().__init__(f"{host} resolves only to addresses this service may not reach")
-
-
 class ImageLoader:
-    def __init__(self, allow: list[str], timeout: float, max_bytes: int, pass_url: bool) -> None:
+    def __init__(self, allow: list[str], timeout: float, max_bytes: int, pass_url: bool,
+                 budget: PixelBudget) -> None:
         self.guard = Guard(allow)
+        self.budget = budget
         self.timeout = timeout
         self.max_bytes = max_bytes
         self.pass_url = pass_url
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
-        connector = aiohttp.TCPConnector(resolver=GuardedResolver(self.guard), limit=64, ttl_dns_cache=0)
         self._session = aiohttp.ClientSession(
-            connector=connector, auto_decompress=True,
+            connector=guarded_connector(self.guard), auto_decompress=True,
             timeout=aiohttp.ClientTimeout(total=self.timeout),
             headers={"User-Agent": "vision-proxy image fetcher"},
         )
@@ -151,8 +85,9 @@ class ImageLoader:
         """`need_pixels`: the proxy itself works on the image (matting, tiling), so pass-url cannot apply."""
         try:
             if self.pass_url and not need_pixels:
-                await self._check_resolves(self.guard.check_url(url))  # the kit fetches it: same guard
-                return LoadedImage(None, "", 0, 0, 0, 0, url=url)
+                target = self.guard.check_url(url)  # the kit fetches it: the same guard, the judged URL
+                await self._check_resolves(target.raw_host or "")
+                return LoadedImage(None, "", 0, 0, 0, 0, url=str(target))
             data = await self._fetch(url, min(self.max_bytes, spec.max_bytes))
         except AliyunError as err:
             raise _renamed(err, spec) from None
@@ -165,15 +100,19 @@ class ImageLoader:
         if kind is None or kind not in spec.formats:
             raise _renamed(Err.IMAGE_FORMAT(f"{kind or 'not an image'}; accepted: {', '.join(spec.formats)}"),
                            spec)
-        # Always off the loop: a small file can still be a huge image to rotate (EXIF) or to parse.
-        return await asyncio.to_thread(_prepare, data, kind, spec)
+        # Always off the loop: a small file can still be a huge image to parse or to rotate (EXIF).
+        image, orientation = await asyncio.to_thread(_inspect, data, kind, spec)
+        if orientation in (2, 3, 4, 5, 6, 7, 8):  # turning it upright decodes it: within the pixel budget
+            async with self.budget.hold(rotation_bytes(image.org_width, image.org_height)):
+                image.data, image.format = await asyncio.to_thread(_upright, data, kind, spec)
+        return image
 
     async def _check_resolves(self, host: str) -> None:
-        if self.guard.host_allowed(host) or _is_network(host):
+        if self.guard.host_allowed(host) or is_address(host):
             return  # allow-listed, or a literal address check_url has judged
         try:
             await GuardedResolver(self.guard).resolve(host)
-        except _Refused:
+        except Refused:
             raise Err.IMAGE_URL("the address is not reachable from this service") from None
         except OSError:
             raise Err.IMAGE_DOWNLOAD("the host name does not resolve") from None
@@ -203,32 +142,50 @@ class ImageLoader:
     async def _fetch(self, url: str, cap: int, truncate: bool = False) -> bytes:
         """`truncate`: the first `cap` bytes are wanted (asked with Range), not an error past them."""
         assert self._session is not None, "ImageLoader.start() was not awaited"
-        headers = {"Range": f"bytes=0-{cap - 1}"} if truncate else None
         try:
+            target = self.guard.check_url(url)
             for _ in range(MAX_REDIRECTS + 1):
-                self.guard.check_url(url)
-                async with self._session.get(url, allow_redirects=False, headers=headers) as resp:
-                    if resp.status in (301, 302, 303, 307, 308) and "Location" in resp.headers:
-                        url = urljoin(url, resp.headers["Location"])
-                        continue
-                    if resp.status != 200 and not (truncate and resp.status == 206):
-                        raise Err.IMAGE_DOWNLOAD(f"HTTP {resp.status}")
-                    if truncate:
-                        return await _read_head(resp, cap)
-                    if resp.content_length is not None and resp.content_length > cap:
-                        raise Err.IMAGE_SIZE(f"{resp.content_length} bytes, the limit is {cap}")
-                    return await _read_capped(resp, cap)
+                with connection_scope():
+                    location = await self._hop(target, cap, truncate)
+                if isinstance(location, bytes):
+                    return location
+                target = self.guard.check_url(location)
             raise Err.IMAGE_DOWNLOAD("too many redirects")
-        except _Refused:
+        except Refused:
             raise Err.IMAGE_URL("the address is not reachable from this service") from None
         except TimeoutError:
             raise Err.IMAGE_TIMEOUT() from None
         except aiohttp.ClientConnectorError as exc:
-            if isinstance(exc.os_error, _Refused):
+            if refused(exc.os_error):
                 raise Err.IMAGE_URL("the address is not reachable from this service") from None
             raise Err.IMAGE_DOWNLOAD("connection failed") from None
         except (aiohttp.ClientError, ValueError):
             raise Err.IMAGE_DOWNLOAD("the download failed") from None
+
+    async def _hop(self, target: URL, cap: int, truncate: bool = False) -> bytes | str:
+        """One request: the body (with `truncate`, its first `cap` bytes, asked with Range), or where a
+        redirect points (for the caller to judge before following)."""
+        assert self._session is not None
+        headers = {"Range": f"bytes=0-{cap - 1}"} if truncate else None
+        async with self._session.get(target, allow_redirects=False, headers=headers) as resp:
+            if resp.status in (301, 302, 303, 307, 308) and "Location" in resp.headers:
+                return _location(target, resp.headers["Location"])
+            if resp.status != 200 and not (truncate and resp.status == 206):
+                raise Err.IMAGE_DOWNLOAD(f"HTTP {resp.status}")
+            if truncate:
+                return await _read_head(resp, cap)
+            if resp.content_length is not None and resp.content_length > cap:
+                raise Err.IMAGE_SIZE(f"{resp.content_length} bytes, the limit is {cap}")
+            return await _read_capped(resp, cap)
+
+
+def _location(base: URL, location: str) -> str:
+    """A redirect target resolved against the hop that sent it, still as written (the guard must see a
+    non-ASCII host before yarl normalises it)."""
+    try:
+        return urljoin(str(base), location)
+    except ValueError:
+        raise Err.IMAGE_URL("the redirect target is malformed") from None
 
 
 async def _read_head(resp: aiohttp.ClientResponse, cap: int) -> bytes:
@@ -249,14 +206,19 @@ async def _read_capped(resp: aiohttp.ClientResponse, cap: int) -> bytes:
     return b"".join(chunks)
 
 
-def _prepare(data: bytes, kind: str, spec: ImageSpec) -> LoadedImage:
-    """Check dimensions from the header, then apply EXIF orientation (re-encoding only when needed)."""
+def _inspect(data: bytes, kind: str, spec: ImageSpec) -> tuple[LoadedImage, int]:
+    """Dimensions and EXIF orientation from the header, checked against the action's limits; no pixel
+    is decoded here."""
     try:
         img = Image.open(io.BytesIO(data))
         org_w, org_h = img.size
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError):
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        # ValueError: a text or ICC chunk inflating past Pillow's limit; SyntaxError: a malformed header
         raise _renamed(Err.IMAGE_FORMAT("the image cannot be decoded"), spec) from None
-    orientation = _orientation(img)
+    try:
+        orientation = _orientation(img)
+    except AliyunError as err:
+        raise _renamed(err, spec) from None
     w, h = (org_h, org_w) if orientation in (5, 6, 7, 8) else (org_w, org_h)
     short, long = sorted((w, h))
     if (short < spec.min_side or long > spec.max_side or (spec.max_short_side and short > spec.max_short_side)
@@ -265,19 +227,22 @@ def _prepare(data: bytes, kind: str, spec: ImageSpec) -> LoadedImage:
             f"{w}x{h}; each side must be {spec.min_side}-{spec.max_side} px"
             + (f", the shorter side at most {spec.max_short_side} px" if spec.max_short_side else "")
             + (f", with an aspect ratio up to {spec.max_aspect:g}" if spec.max_aspect else "")), spec)
-    if orientation in (2, 3, 4, 5, 6, 7, 8):
-        try:
-            upright = ImageOps.exif_transpose(img)
-            out = io.BytesIO()
-            if kind == "jpeg":
-                upright.save(out, "JPEG", quality=95)
-            else:
-                upright.save(out, "PNG")
-                kind = "png"
-            data = out.getvalue()
-        except (OSError, ValueError):
-            raise _renamed(Err.IMAGE_FORMAT("the image cannot be decoded"), spec) from None
-    return LoadedImage(data, kind, w, h, org_w, org_h)
+    return LoadedImage(data, kind, w, h, org_w, org_h), orientation
+
+
+def _upright(data: bytes, kind: str, spec: ImageSpec) -> tuple[bytes, str]:
+    """Apply EXIF orientation: decodes the whole image and re-encodes it (JPEG stays JPEG, else PNG)."""
+    try:
+        upright = ImageOps.exif_transpose(Image.open(io.BytesIO(data)))
+        out = io.BytesIO()
+        if kind == "jpeg":
+            upright.save(out, "JPEG", quality=95)
+        else:
+            upright.save(out, "PNG")
+            kind = "png"
+    except (OSError, ValueError, SyntaxError):  # truncated or corrupt pixel data
+        raise _renamed(Err.IMAGE_FORMAT("the image cannot be decoded"), spec) from None
+    return out.getvalue(), kind
 
 
 def _orientation(img: Image.Image) -> int:
@@ -290,8 +255,21 @@ def _orientation(img: Image.Image) -> int:
             exif = img.getexif()
         value: Any = exif.get(EXIF_ORIENTATION, 1)
         return int(value)
+    except SyntaxError:  # Pillow: "not a TIFF file", an eXIf/EXIF chunk that is no EXIF at all
+        raise Err.IMAGE_FORMAT("its EXIF block is not valid") from None
     except (AttributeError, OSError, ValueError, TypeError):
         return 1
+
+
+@contextmanager
+def undecodable(spec: ImageSpec | None) -> Iterator[None]:
+    """Pixel data Pillow cannot decode (truncated, corrupt, a chunk inflating past its limits) is the
+    caller's bad image: InvalidImage.Format, never a 500."""
+    try:
+        yield
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        err = Err.IMAGE_FORMAT("the image cannot be decoded")
+        raise (_renamed(err, spec) if spec else err) from None
 
 
 def _renamed(err: AliyunError, spec: ImageSpec) -> AliyunError:

@@ -101,11 +101,14 @@ def proxy_with_aws_keys(access_key: str, secret_key: str, **settings: Any) -> Pr
                 os.environ[key] = value
 
 
-def serve_files(files: dict[str, bytes]) -> AppServer:
-    """A plain HTTP server for test images: path -> bytes, 404 otherwise."""
+def serve_files(files: dict[str, bytes], redirects: dict[str, str] | None = None) -> AppServer:
+    """A plain HTTP server for test images: path -> bytes, `redirects` path -> a 302 Location (sent as
+    given, UTF-8 included), 404 otherwise."""
 
     def app() -> web.Application:
         async def serve(request: web.Request) -> web.Response:
+            if redirects and request.path in redirects:
+                return web.Response(status=302, headers={"Location": redirects[request.path]})
             data = files.get(request.path)
             return web.Response(body=data) if data is not None else web.Response(status=404)
 

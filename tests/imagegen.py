@@ -100,3 +100,33 @@ def board(lines: list[tuple[str, int, int, int]], size: tuple[int, int], angle: 
     out = io.BytesIO()
     img.save(out, fmt, **({"quality": quality} if fmt == "JPEG" else {}))
     return out.getvalue(), centres
+
+
+def declaring(width: int, height: int, fmt: str = "JPEG", exif_orientation: int | None = None) -> bytes:
+    """A tiny file whose header declares `width`×`height` (a 16×16 image with its size fields rewritten):
+    what the proxy must judge before decoding anything (decoding it would fail, truncated)."""
+    import struct
+    import zlib
+
+    small = Image.new("RGB", (16, 16), "white")
+    out = io.BytesIO()
+    exif = Image.Exif()
+    if exif_orientation:
+        exif[0x0112] = exif_orientation
+    small.save(out, fmt, **({"exif": exif} if exif_orientation else {}))
+    data = bytearray(out.getvalue())
+    if fmt == "PNG":  # IHDR right after the signature: length, type, width, height, ..., CRC
+        data[16:24] = struct.pack(">II", width, height)
+        data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    else:  # JPEG: the SOF0 segment's height and width
+        sof = data.index(b"\xff\xc0")
+        data[sof + 5:sof + 9] = struct.pack(">HH", height, width)
+    return bytes(data)
+
+
+def truncated(fmt: str) -> bytes:
+    """A 300×200 image cut in half: the header (and its size) intact, half the pixel data gone."""
+    out = io.BytesIO()
+    Image.frombytes("RGB", (300, 200), bytes(range(256)) * 703 + bytes(232)).save(out, fmt)
+    data = out.getvalue()
+    return data[: len(data) // 2]

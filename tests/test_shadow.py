@@ -22,6 +22,7 @@ from matplotlib import cbook
 from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from proxy import budget
 from proxy.shadow.records import STORE_SUBDIR, RecordStore
 from proxy.shadow.report import write_report
 from tests import imagegen, raw, sdk
@@ -286,3 +287,24 @@ def test_noise_floor_asks_the_primary_twice(aliyun, fresh, images, tmp_path):
     assert all(r["verdict"] == "ok" for r in fresh.received)
     assert record.noise is not None and record.noise["f1"] == 1.0  # "Aliyun" agrees with itself
     assert record.outcome == "mismatched"  # so AWS's extra line is not excused as noise
+
+
+def test_scoring_that_would_not_fit_the_decode_budget_is_dropped_and_counted(aliyun, fresh, tmp_path,
+                                                                              pictures_url, monkeypatch):
+    """Scoring two result images reserves from the decode budget; one that could never fit is not scored
+    (and the pod not risked): counted as a `decode_budget` drop, while the caller's answer is unaffected.
+    The per-pixel cost is raised here so that a small picture stands for a huge one."""
+    monkeypatch.setitem(budget.COMPARE_PER_PX, "matting", 10**6)
+    proxy = shadow_proxy(aliyun, tmp_path)
+    before = metric("vision_proxy_shadow_drops_total", reason="decode_budget")
+    try:
+        url = sdk.imageseg(proxy.endpoint).segment_body(seg.SegmentBodyRequest(
+            image_url=f"{pictures_url}/person.jpg", return_form="mask")).body.data.image_url
+        assert url
+        deadline = time.monotonic() + 60
+        while metric("vision_proxy_shadow_drops_total", reason="decode_budget") == before:
+            assert time.monotonic() < deadline, "the comparison was neither dropped nor counted"
+            time.sleep(0.2)
+        assert proxy.services.backends.budget.used == 0
+    finally:
+        proxy.close()

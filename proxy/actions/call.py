@@ -15,6 +15,7 @@ from ..jobs import SUBMITTED_MESSAGE, JobRunner, Work
 from ..kit.client import KitClient
 from ..mappings import ActionSpec
 from ..observability import metrics
+from ..pixels import PixelBudget
 from ..results import ResultStore, ResultStoreError
 
 
@@ -27,7 +28,7 @@ class Backends:
     images: ImageLoader
     results: ResultStore
     jobs: JobRunner
-    heavy: asyncio.Semaphore  # decoded full-size images in flight (matting, enlargement): ~300 MB each
+    budget: PixelBudget  # bytes of decoded pixels in flight (matting, enlargement, EXIF rotation)
 
 
 @dataclass

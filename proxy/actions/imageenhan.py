@@ -17,7 +17,8 @@ import numpy as np
 from PIL import Image
 
 from ..aliyun.errors import AliyunError, Err
-from ..images import LoadedImage
+from ..images import LoadedImage, undecodable
+from ..pixels import enlargement_bytes
 from .call import Call
 from .kitshapes import pad_tile, sr_tile_side
 from .tiles import TilePlan, blend
@@ -48,10 +49,12 @@ async def generate_super_resolution_image(call: Call) -> dict[str, Any]:
 
 
 async def _enlarge_and_store(call: Call, factor: int, fmt: str, quality: int, max_short: int | None) -> str:
-    async with call.backends.heavy:
-        image = await call.image(need_pixels=True)
-        assert image.data is not None
-        src, has_alpha = await asyncio.to_thread(_decode, image.data, max_short)
+    image = await call.image(need_pixels=True)
+    assert image.data is not None
+    tile = call.settings.sr_tile_size_x4 if kit_factor(factor) == 4 else call.settings.sr_tile_size_x2
+    async with call.backends.budget.hold(enlargement_bytes(image.width, image.height, factor, tile, max_short)):
+        with undecodable(call.spec.image):  # truncated or corrupt pixel data: the caller's bad image
+            src, has_alpha = await asyncio.to_thread(_decode, image.data, max_short)
         out = await enlarge(call, src, factor)
         if has_alpha:
             fmt = "png"  # Aliyun: an RGBA input forces PNG output

@@ -15,8 +15,9 @@ from typing import Any
 from PIL import Image
 
 from ..config import KitLimits
-from ..images import LoadedImage
+from ..images import LoadedImage, undecodable
 from ..kit.budget import max_image_bytes
+from ..pixels import matting_bytes
 from .call import Call
 from .kitshapes import MATTE_PAD, MattePlan
 
@@ -45,12 +46,14 @@ async def segment_hd_common_image(call: Call) -> dict[str, Any]:
 
 
 async def _matting(call: Call, form: str | None) -> str:
-    async with call.backends.heavy:
-        image = await call.image(need_pixels=True)
-        assert image.data is not None
-        for_kit, box = await asyncio.to_thread(kit_copy, image, call.settings.kit_limits)
+    image = await call.image(need_pixels=True)
+    assert image.data is not None
+    async with call.backends.budget.hold(matting_bytes(image.width, image.height)):
+        with undecodable(call.spec.image):
+            for_kit, box = await asyncio.to_thread(kit_copy, image, call.settings.kit_limits)
         matte = await call.kit.invoke_for_image(call.kit_route, for_kit)
-        png = await asyncio.to_thread(compose, image.data, matte, form, box)
+        with undecodable(call.spec.image):
+            png = await asyncio.to_thread(compose, image.data, matte, form, box)
     return await call.store(png, "png", "image/png")
 
 

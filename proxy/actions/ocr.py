@@ -11,7 +11,6 @@ thickness, Left/Top = centre minus half the sides, Angle clockwise positive.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import math
 from typing import Any
@@ -23,12 +22,12 @@ from ..aliyun.errors import AliyunError, Err
 from ..images import LoadedImage
 from ..kit import budget
 from ..kit.fit import CannotFit, Fitted, fit, fits, needs_padding, pad_for_detector
+from ..pixels import fitting_bytes, tilt_bytes
 from .call import Call
 from .ocr_geometry import Diagonal, Line, level_box, lines_from_image
 
 log = structlog.get_logger("actions.ocr")
 PRISM_VERSION = "1.0.9"
-HEAVY_PIXELS = 12_000_000  # images larger than this are decoded (to measure tilt) under the heavy semaphore
 
 
 class Location(BaseModel):
@@ -69,7 +68,7 @@ async def _fitted(call: Call, image: LoadedImage) -> Fitted:
         max_bytes = budget.max_image_bytes(call.settings.kit_limits)
         if fits(image, max_bytes):
             return Fitted(image)
-        async with call.backends.heavy:  # decodes the full image
+        async with call.backends.budget.hold(fitting_bytes(image.width, image.height)):  # a full decode
             fitted = await asyncio.to_thread(fit, image, max_bytes)
     except CannotFit:
         log.warning("ocr.cannot_fit", bytes=len(image.data or b""), budget=max_bytes)
@@ -95,10 +94,8 @@ async def recognise(call: Call) -> tuple[LoadedImage, list[tuple[KitLine, Line]]
     diagonals = [Diagonal(b.left, b.top, b.width, b.height) for b in (line.location for line in lines)]
     data = sent.image.data
     if data is not None and lines:
-        # A full decode (a JPEG is decoded at 1/2 to 1/8 size): big ones take a heavy slot, as matting does.
-        heavy = call.backends.heavy if image.width * image.height > HEAVY_PIXELS else contextlib.nullcontext()
         try:
-            async with heavy:
+            async with call.backends.budget.hold(tilt_bytes(sent.image.width, sent.image.height)):
                 rects = await asyncio.to_thread(lines_from_image, data, diagonals)
         except (OSError, ValueError):  # the kit read it, so this should not happen: keep the level boxes
             log.warning("ocr.tilt_unmeasured")

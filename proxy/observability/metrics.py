@@ -55,6 +55,8 @@ NONCE_STORE_FILL = Gauge(f"{PREFIX}_nonce_store_fill_ratio",
 
 RESULTS_STORED = Counter(f"{PREFIX}_results_stored", "Result images stored", ["store"])
 RESULTS_CLEANED = Counter(f"{PREFIX}_results_cleaned", "Expired results and records deleted")
+DECODE_BYTES = Gauge(f"{PREFIX}_decode_budget_bytes_in_use", "Bytes of decoded pixels reserved (proxy/pixels.py)")
+DECODE_REFUSALS = Counter(f"{PREFIX}_decode_budget_refusals", "Decodes refused by the pixel budget", ["reason"])
 JOBS_QUEUED = Gauge(f"{PREFIX}_jobs_queued", "Async jobs waiting for a worker")
 JOBS_RUNNING = Gauge(f"{PREFIX}_jobs_running", "Async jobs running")
 JOBS_FINISHED = Counter(f"{PREFIX}_jobs_finished", "Async jobs finished", ["action", "status"])

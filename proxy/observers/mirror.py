@@ -26,6 +26,7 @@ from ..images import ImageLoader
 from ..jobs import JobRunner
 from ..mappings import ActionSpec, CompareSpec
 from ..observability import metrics
+from ..pixels import comparison_bytes
 from ..shadow import compare
 from ..shadow.aliyun import AliyunClient, Answer, NoAliyunKey
 from ..shadow.records import Record, RecordStore
@@ -90,6 +91,10 @@ class Mirror:
                     await self.run(ex)
             except TimeoutError:
                 _drop("timeout")
+            except AliyunError as err:  # the decode budget (proxy/pixels.py) refused to score the images
+                log.warning("shadow.not_scored", action=ex.spec.action if ex.spec else None, code=err.code,
+                            reason=err.message)
+                _drop("decode_budget")
             except Exception:
                 log.exception("shadow.failed", action=ex.spec.action if ex.spec else None)
                 _drop("failed")
@@ -115,7 +120,9 @@ class Mirror:
         noise = await self._noise(first, primary) if self.settings.shadow_noise else None
         thresholds = {**compare.thresholds_for(spec.compare.family if spec.compare else None),
                       **self.settings.shadow_thresholds.get(spec.action, {})}
-        scores, outcome = await asyncio.to_thread(_judge, spec.compare, primary, secondary, thresholds, noise)
+        family = spec.compare.family if spec.compare else None
+        async with self.images.budget.hold(comparison_bytes(family, primary.image, secondary.image)):
+            scores, outcome = await asyncio.to_thread(_judge, spec.compare, primary, secondary, thresholds, noise)
         mode = mode or self.settings.shadow_mode
         self._report(first, mode, primary, secondary, scores, outcome, noise)
         images = {"primary": primary.image, "secondary": secondary.image, "input": aws_ex.input_image}
@@ -173,7 +180,9 @@ class Mirror:
                     spec, replace(inbound, request_id=new_request_id())))
         except (NoAliyunKey, AliyunError, OSError, aiohttp.ClientError):
             return None
-        scores = await asyncio.to_thread(_scores, spec.compare, primary, again)
+        family = spec.compare.family if spec.compare else None
+        async with self.images.budget.hold(comparison_bytes(family, primary.image, again.image)):
+            scores = await asyncio.to_thread(_scores, spec.compare, primary, again)
         return (scores, again) if scores else None
 
     def _report(self, first: Exchange, mode: str, primary: Side, secondary: Side, scores: compare.Scores | None,
