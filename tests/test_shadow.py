@@ -22,7 +22,7 @@ from matplotlib import cbook
 from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from proxy import budget
+from proxy import pixels
 from proxy.shadow.records import STORE_SUBDIR, RecordStore
 from proxy.shadow.report import write_report
 from tests import imagegen, raw, sdk
@@ -294,7 +294,7 @@ def test_scoring_that_would_not_fit_the_decode_budget_is_dropped_and_counted(ali
     """Scoring two result images reserves from the decode budget; one that could never fit is not scored
     (and the pod not risked): counted as a `decode_budget` drop, while the caller's answer is unaffected.
     The per-pixel cost is raised here so that a small picture stands for a huge one."""
-    monkeypatch.setitem(budget.COMPARE_PER_PX, "matting", 10**6)
+    monkeypatch.setitem(pixels.COMPARE_PER_PX, "matting", 10**6)
     proxy = shadow_proxy(aliyun, tmp_path)
     before = metric("vision_proxy_shadow_drops_total", reason="decode_budget")
     try:
