@@ -112,4 +112,4 @@ if __name__ == "__main__":
     for arg in sys.argv[1:]:
         unknown.update(check(Path(arg)))
     if unknown:
-        print(f"  note: not settings of proxy/config.py yet (ignored by the proxy): {', '.join(sorted(unknown))}")
+        print(f"  note: not settings of proxy/config/ yet (ignored by the proxy): {', '.join(sorted(unknown))}")

@@ -1,5 +1,5 @@
 """The payload budget: how many raw image bytes fit in one kit request, and in one kit answer, once base64
-and the JSON around them are added. Every number comes from `Settings.kit_limits` (proxy/config.py).
+and the JSON around them are added. Every number comes from `Settings.kit_limits` (proxy/config/kit.py).
 
 A request's path: the proxy's body `{"img":"<base64>", ...}` must fit API Gateway's body limit, and then,
 as the `body` string of the Lambda proxy event (its quotes escaped, plus headers and requestContext), the

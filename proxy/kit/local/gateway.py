@@ -11,7 +11,7 @@ binary media types). So a request passes three gates, each with its own answer:
 - the Lambda answer limit on the handler's whole return value (`lambda_return`'s statusCode, headers and
   body string), 6,291,556 bytes (Function.ResponseSizeTooLarge): API Gateway answers 502
   `{"message": "Internal server error"}`, as for any failed Lambda.
-The numbers come from `KitLimits` (proxy/config.py), so a test can shrink them.
+The numbers come from `KitLimits` (proxy/config/kit.py), so a test can shrink them.
 """
 
 from __future__ import annotations
