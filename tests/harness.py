@@ -17,9 +17,9 @@ from typing import Any
 from aiohttp import web
 
 from proxy.actions import CONVERTERS
+from proxy.aliyun.connections import make_runner
 from proxy.app import SERVICES, Services, build_app
 from proxy.config import load_settings
-from proxy.connections import make_runner
 from proxy.mappings import ActionSpec, Registry, default_dir, load
 
 

@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl, urlsplit
 from aiohttp import web
 from multidict import CIMultiDictProxy
 
-from ..connections import body_timed_out
+from .connections import body_timed_out
 from .errors import Err, invalid
 
 FORM = "application/x-www-form-urlencoded"

@@ -22,9 +22,9 @@ from typing import Any
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
-from .aliyun.errors import AliyunError, Err
-from .config import Settings
-from .observability import metrics
+from ..config import Settings
+from ..observability import metrics
+from .errors import AliyunError, Err
 
 
 class GuardedHandler(RequestHandler):
