@@ -89,6 +89,23 @@ class Err(Enum):
         return AliyunError(self, args, None, answer)
 
 
+class OssErr(Enum):
+    """OSS's own codes, for the presigned result URLs the proxy serves itself (proxy/results/local.py): another
+    product's envelope (XML `<Error>`) and vocabulary, where `SignatureDoesNotMatch` is a 403."""
+
+    OBJECT_NAME_INVALID = Row("AccessDenied", 403, "Invalid object name.")
+    NOT_SIGNED = Row("AccessDenied", 403, "Request must carry Expires and Signature.")
+    EXPIRED = Row("AccessDenied", 403, "Request has expired.")
+    SIGNATURE_MISMATCH = Row("SignatureDoesNotMatch", 403,
+                             "The request signature we calculated does not match the signature you provided.")
+    NO_SUCH_KEY = Row("NoSuchKey", 404, "The specified key does not exist.")
+
+    def __init__(self, row: Row) -> None:
+        self.code = row.code
+        self.status = row.status
+        self.template = row.template
+
+
 class AliyunError(Exception):
     """Raised anywhere on the request path; the handler chain turns it into an Aliyun error body.
     `kind` is the row that says what failed (and its message); code and status come from the row answered."""
