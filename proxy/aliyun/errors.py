@@ -6,6 +6,7 @@ authentication (`signature`, counted as a signature rejection) and which image f
 (`image_kind`: the metric's reason, and the key a mapping's `image.errors` uses to name the row its
 product answers instead, ocr-api's `illegalImageUrl`). `{0}` in a code or message is filled from the
 arguments (`Missing{0}` names the parameter). An error is complete once built: nothing changes it after.
+`OssErr` is the same kind of table for OSS's own codes (the result URLs the proxy serves itself).
 """
 
 from __future__ import annotations
