@@ -114,6 +114,4 @@ def body_timed_out(request: web.BaseRequest) -> AliyunError:
     metrics.CLIENT_TIMEOUTS.labels("body").inc()
     if isinstance(request.protocol, GuardedHandler):
         request.protocol.close_after_answer()
-    err = Err.TIMEOUT()
-    err.headers["Connection"] = "close"
-    return err
+    return Err.TIMEOUT(headers={"Connection": "close"})
