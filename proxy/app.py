@@ -21,7 +21,7 @@ from aiohttp import web
 from . import mappings
 from .actions import CONVERTERS, Backends, Call
 from .aliyun import serialize
-from .aliyun.errors import AliyunError, Err
+from .aliyun.errors import AliyunError, Err, invalid
 from .aliyun.nonces import open_nonce_store
 from .aliyun.request import InboundRequest, begin, merge_form, new_request_id, read_body
 from .aliyun.signature import Authenticator
@@ -183,7 +183,7 @@ async def _aiohttp_errors(request: web.Request,
         return await handler(request)
     except web.HTTPException as exc:
         err = Err.INVALID_ACTION() if exc.status == 404 else Err.INTERNAL_ERROR() \
-            if exc.status >= 500 else AliyunError("InvalidParameter", exc.status, exc.reason)
+            if exc.status >= 500 else invalid("Request", f"{exc.reason}.")
         return serialize.error(err, new_request_id(), request.headers.get("Host", ""), "vision", "json")
 
 

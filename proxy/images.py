@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -21,12 +21,30 @@ from yarl import URL
 from .aliyun.errors import AliyunError, Err
 from .mappings import ImageSpec
 from .pixels import PixelBudget, rotation_bytes
-from .ssrf import Guard, GuardedResolver, Refused, connection_scope, guarded_connector, is_address, refused
+from .ssrf import (
+    UNREACHABLE,
+    BadURL,
+    Guard,
+    GuardedResolver,
+    Refused,
+    connection_scope,
+    guarded_connector,
+    is_address,
+    refused,
+)
 
 Image.MAX_IMAGE_PIXELS = 20000 * 20000  # the largest side any action allows is 10000
 MAX_REDIRECTS = 5
 EXIF_ORIENTATION = 0x0112
 PROBE_BYTES = 64 * 1024  # enough for any supported format's header
+
+# Builds an image failure from its table row and detail: as the action answers it (`ImageSpec.failed`, the
+# row its mapping names for that kind) or, with no action, as the row itself.
+Fail = Callable[[Err, str], AliyunError]
+
+
+def _as_itself(kind: Err, detail: str) -> AliyunError:
+    return kind(detail)
 
 MAGIC: list[tuple[bytes, int, str]] = [
     (b"\xff\xd8\xff", 0, "jpeg"),
@@ -83,23 +101,22 @@ class ImageLoader:
 
     async def from_url(self, url: str, spec: ImageSpec, need_pixels: bool = False) -> LoadedImage:
         """`need_pixels`: the proxy itself works on the image (matting, tiling), so pass-url cannot apply."""
-        try:
-            if self.pass_url and not need_pixels:
+        if self.pass_url and not need_pixels:
+            try:
                 target = self.guard.check_url(url)  # the kit fetches it: the same guard, the judged URL
-                await self._check_resolves(target.raw_host or "")
-                return LoadedImage(None, "", 0, 0, 0, 0, url=str(target))
-            data = await self._fetch(url, min(self.max_bytes, spec.max_bytes))
-        except AliyunError as err:
-            raise _renamed(err, spec) from None
+            except BadURL as exc:
+                raise spec.failed(Err.IMAGE_URL, str(exc)) from None
+            await self._check_resolves(target.raw_host or "", spec.failed)
+            return LoadedImage(None, "", 0, 0, 0, 0, url=str(target))
+        data = await self._fetch(url, min(self.max_bytes, spec.max_bytes), spec.failed)
         return await self.from_bytes(data, spec)
 
     async def from_bytes(self, data: bytes, spec: ImageSpec) -> LoadedImage:
         if len(data) > spec.max_bytes:
-            raise _renamed(Err.IMAGE_SIZE(f"{len(data)} bytes, the limit is {spec.max_bytes}"), spec)
+            raise spec.failed(Err.IMAGE_SIZE, f"{len(data)} bytes, the limit is {spec.max_bytes}")
         kind = sniff(data)
         if kind is None or kind not in spec.formats:
-            raise _renamed(Err.IMAGE_FORMAT(f"{kind or 'not an image'}; accepted: {', '.join(spec.formats)}"),
-                           spec)
+            raise spec.failed(Err.IMAGE_FORMAT, f"{kind or 'not an image'}; accepted: {', '.join(spec.formats)}")
         # Always off the loop: a small file can still be a huge image to parse or to rotate (EXIF).
         image, orientation = await asyncio.to_thread(_inspect, data, kind, spec)
         if orientation in (2, 3, 4, 5, 6, 7, 8):  # turning it upright decodes it: within the pixel budget
@@ -107,15 +124,15 @@ class ImageLoader:
                 image.data, image.format = await asyncio.to_thread(_upright, data, kind, spec)
         return image
 
-    async def _check_resolves(self, host: str) -> None:
+    async def _check_resolves(self, host: str, fail: Fail) -> None:
         if self.guard.host_allowed(host) or is_address(host):
             return  # allow-listed, or a literal address check_url has judged
         try:
             await GuardedResolver(self.guard).resolve(host)
         except Refused:
-            raise Err.IMAGE_URL("the address is not reachable from this service") from None
+            raise fail(Err.IMAGE_URL, UNREACHABLE) from None
         except OSError:
-            raise Err.IMAGE_DOWNLOAD("the host name does not resolve") from None
+            raise fail(Err.IMAGE_DOWNLOAD, "the host name does not resolve") from None
 
     async def why_kit_refused(self, url: str, spec: ImageSpec) -> AliyunError:
         """pass-url mode: the kit answers `parameter `url` illegal` both when its download fails and when the
@@ -123,46 +140,48 @@ class ImageLoader:
         Fetch the file's head behind the same guard: not reachable is Download, not an image (or one of a
         format the action refuses) is Format; an image that reads fine here means the kit could not get it."""
         try:
-            head = await self._fetch(url, PROBE_BYTES, truncate=True)
+            head = await self._fetch(url, PROBE_BYTES, spec.failed, truncate=True)
         except AliyunError as err:
-            return _renamed(err, spec)
+            return err
         kind = sniff(head)
         if kind is None or kind not in spec.formats:
-            return _renamed(Err.IMAGE_FORMAT(f"{kind or 'not an image'}; accepted: {', '.join(spec.formats)}"), spec)
+            return spec.failed(Err.IMAGE_FORMAT, f"{kind or 'not an image'}; accepted: {', '.join(spec.formats)}")
         try:
             Image.open(io.BytesIO(head))  # parses the header only
         except (UnidentifiedImageError, OSError, Image.DecompressionBombError):
-            return _renamed(Err.IMAGE_FORMAT("the image cannot be decoded"), spec)
-        return _renamed(Err.IMAGE_DOWNLOAD("the backend could not download the image"), spec)
+            return spec.failed(Err.IMAGE_FORMAT, "the image cannot be decoded")
+        return spec.failed(Err.IMAGE_DOWNLOAD, "the backend could not download the image")
 
     async def download(self, url: str, cap: int) -> bytes:
         """Bytes behind a URL, behind the same SSRF guard (shadow: the result images Aliyun links to)."""
-        return await self._fetch(url, cap)
+        return await self._fetch(url, cap, _as_itself)
 
-    async def _fetch(self, url: str, cap: int, truncate: bool = False) -> bytes:
+    async def _fetch(self, url: str, cap: int, fail: Fail, truncate: bool = False) -> bytes:
         """`truncate`: the first `cap` bytes are wanted (asked with Range), not an error past them."""
         assert self._session is not None, "ImageLoader.start() was not awaited"
         try:
             target = self.guard.check_url(url)
             for _ in range(MAX_REDIRECTS + 1):
                 with connection_scope():
-                    location = await self._hop(target, cap, truncate)
+                    location = await self._hop(target, cap, fail, truncate)
                 if isinstance(location, bytes):
                     return location
                 target = self.guard.check_url(location)
-            raise Err.IMAGE_DOWNLOAD("too many redirects")
+            raise fail(Err.IMAGE_DOWNLOAD, "too many redirects")
+        except BadURL as exc:
+            raise fail(Err.IMAGE_URL, str(exc)) from None
         except Refused:
-            raise Err.IMAGE_URL("the address is not reachable from this service") from None
+            raise fail(Err.IMAGE_URL, UNREACHABLE) from None
         except TimeoutError:
-            raise Err.IMAGE_TIMEOUT() from None
+            raise fail(Err.IMAGE_TIMEOUT, "the download timed out") from None
         except aiohttp.ClientConnectorError as exc:
             if refused(exc.os_error):
-                raise Err.IMAGE_URL("the address is not reachable from this service") from None
-            raise Err.IMAGE_DOWNLOAD("connection failed") from None
+                raise fail(Err.IMAGE_URL, UNREACHABLE) from None
+            raise fail(Err.IMAGE_DOWNLOAD, "connection failed") from None
         except (aiohttp.ClientError, ValueError):
-            raise Err.IMAGE_DOWNLOAD("the download failed") from None
+            raise fail(Err.IMAGE_DOWNLOAD, "the download failed") from None
 
-    async def _hop(self, target: URL, cap: int, truncate: bool = False) -> bytes | str:
+    async def _hop(self, target: URL, cap: int, fail: Fail, truncate: bool = False) -> bytes | str:
         """One request: the body (with `truncate`, its first `cap` bytes, asked with Range), or where a
         redirect points (for the caller to judge before following)."""
         assert self._session is not None
@@ -171,12 +190,12 @@ class ImageLoader:
             if resp.status in (301, 302, 303, 307, 308) and "Location" in resp.headers:
                 return _location(target, resp.headers["Location"])
             if resp.status != 200 and not (truncate and resp.status == 206):
-                raise Err.IMAGE_DOWNLOAD(f"HTTP {resp.status}")
+                raise fail(Err.IMAGE_DOWNLOAD, f"HTTP {resp.status}")
             if truncate:
                 return await _read_head(resp, cap)
             if resp.content_length is not None and resp.content_length > cap:
-                raise Err.IMAGE_SIZE(f"{resp.content_length} bytes, the limit is {cap}")
-            return await _read_capped(resp, cap)
+                raise fail(Err.IMAGE_SIZE, f"{resp.content_length} bytes, the limit is {cap}")
+            return await _read_capped(resp, cap, fail)
 
 
 def _location(base: URL, location: str) -> str:
@@ -185,7 +204,7 @@ def _location(base: URL, location: str) -> str:
     try:
         return urljoin(str(base), location)
     except ValueError:
-        raise Err.IMAGE_URL("the redirect target is malformed") from None
+        raise BadURL("the redirect target is malformed") from None
 
 
 async def _read_head(resp: aiohttp.ClientResponse, cap: int) -> bytes:
@@ -195,13 +214,13 @@ async def _read_head(resp: aiohttp.ClientResponse, cap: int) -> bytes:
     return head
 
 
-async def _read_capped(resp: aiohttp.ClientResponse, cap: int) -> bytes:
+async def _read_capped(resp: aiohttp.ClientResponse, cap: int, fail: Fail) -> bytes:
     chunks: list[bytes] = []
     size = 0
     async for chunk in resp.content.iter_chunked(256 * 1024):
         size += len(chunk)
         if size > cap:
-            raise Err.IMAGE_SIZE(f"more than {cap} bytes")
+            raise fail(Err.IMAGE_SIZE, f"more than {cap} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -214,19 +233,16 @@ def _inspect(data: bytes, kind: str, spec: ImageSpec) -> tuple[LoadedImage, int]
         org_w, org_h = img.size
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError):
         # ValueError: a text or ICC chunk inflating past Pillow's limit; SyntaxError: a malformed header
-        raise _renamed(Err.IMAGE_FORMAT("the image cannot be decoded"), spec) from None
-    try:
-        orientation = _orientation(img)
-    except AliyunError as err:
-        raise _renamed(err, spec) from None
+        raise spec.failed(Err.IMAGE_FORMAT, "the image cannot be decoded") from None
+    orientation = _orientation(img, spec.failed)
     w, h = (org_h, org_w) if orientation in (5, 6, 7, 8) else (org_w, org_h)
     short, long = sorted((w, h))
     if (short < spec.min_side or long > spec.max_side or (spec.max_short_side and short > spec.max_short_side)
             or (spec.max_aspect and long / short > spec.max_aspect)):
-        raise _renamed(Err.IMAGE_RESOLUTION(
-            f"{w}x{h}; each side must be {spec.min_side}-{spec.max_side} px"
-            + (f", the shorter side at most {spec.max_short_side} px" if spec.max_short_side else "")
-            + (f", with an aspect ratio up to {spec.max_aspect:g}" if spec.max_aspect else "")), spec)
+        raise spec.failed(Err.IMAGE_RESOLUTION,
+                          f"{w}x{h}; each side must be {spec.min_side}-{spec.max_side} px"
+                          + (f", the shorter side at most {spec.max_short_side} px" if spec.max_short_side else "")
+                          + (f", with an aspect ratio up to {spec.max_aspect:g}" if spec.max_aspect else ""))
     return LoadedImage(data, kind, w, h, org_w, org_h), orientation
 
 
@@ -241,11 +257,11 @@ def _upright(data: bytes, kind: str, spec: ImageSpec) -> tuple[bytes, str]:
             upright.save(out, "PNG")
             kind = "png"
     except (OSError, ValueError, SyntaxError):  # truncated or corrupt pixel data
-        raise _renamed(Err.IMAGE_FORMAT("the image cannot be decoded"), spec) from None
+        raise spec.failed(Err.IMAGE_FORMAT, "the image cannot be decoded") from None
     return out.getvalue(), kind
 
 
-def _orientation(img: Image.Image) -> int:
+def _orientation(img: Image.Image, fail: Fail) -> int:
     """EXIF orientation without decoding pixels: Pillow's PNG getexif() would load the whole image."""
     try:
         if img.format == "PNG":
@@ -256,7 +272,7 @@ def _orientation(img: Image.Image) -> int:
         value: Any = exif.get(EXIF_ORIENTATION, 1)
         return int(value)
     except SyntaxError:  # Pillow: "not a TIFF file", an eXIf/EXIF chunk that is no EXIF at all
-        raise Err.IMAGE_FORMAT("its EXIF block is not valid") from None
+        raise fail(Err.IMAGE_FORMAT, "its EXIF block is not valid") from None
     except (AttributeError, OSError, ValueError, TypeError):
         return 1
 
@@ -268,15 +284,4 @@ def undecodable(spec: ImageSpec | None) -> Iterator[None]:
     try:
         yield
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
-        err = Err.IMAGE_FORMAT("the image cannot be decoded")
-        raise (_renamed(err, spec) if spec else err) from None
-
-
-def _renamed(err: AliyunError, spec: ImageSpec) -> AliyunError:
-    """Some products name image errors their own way (ocr-api: `illegalImageUrl`)."""
-    kinds = {Err.IMAGE_DOWNLOAD: "download", Err.IMAGE_TIMEOUT: "download", Err.IMAGE_FORMAT: "format",
-             Err.IMAGE_SIZE: "size", Err.IMAGE_RESOLUTION: "resolution", Err.IMAGE_URL: "url"}
-    kind = kinds.get(err.kind) if err.kind else None
-    if kind and kind in spec.errors:
-        err.code = spec.errors[kind]
-    return err
+        raise (spec.failed if spec else _as_itself)(Err.IMAGE_FORMAT, "the image cannot be decoded") from None

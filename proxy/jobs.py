@@ -63,8 +63,7 @@ class JobRunner:
 
     async def _stopped(self, job_id: str) -> None:
         record = await self.store.get_record(_key(job_id)) or {"JobId": job_id, "Deadline": 0.0}
-        await self._save(job_id, {**record, "Status": FAILED, "ErrorCode": "ServiceUnavailable",
-                                  "ErrorMessage": "The service stopped before the job finished; submit it again."})
+        await self._save(job_id, {**record, "Status": FAILED, **_failure(Err.JOB_STOPPED())})
 
     async def submit(self, job_id: str, action: str, work: Work) -> None:
         """Record the job as QUEUING and queue it; a full queue is Throttling, not an unbounded backlog."""
@@ -76,9 +75,9 @@ class JobRunner:
         try:
             self.queue.put_nowait((job_id, work))
         except asyncio.QueueFull:  # another submit took the last slot while the record was being written
-            await self._save(job_id, {"JobId": job_id, "Status": FAILED, "ErrorCode": "Throttling",
-                                      "ErrorMessage": Err.THROTTLING.template, "Deadline": now})
-            raise Err.THROTTLING() from None
+            err = Err.THROTTLING()
+            await self._save(job_id, {"JobId": job_id, "Status": FAILED, **_failure(err), "Deadline": now})
+            raise err from None
         metrics.JOBS_QUEUED.set(self.queue.qsize())
 
     async def result(self, job_id: str) -> dict[str, Any]:
@@ -94,12 +93,12 @@ class JobRunner:
         status = record["Status"]
         if status in (QUEUING, PROCESSING) and time.time() > record["Deadline"]:
             status = TIMEOUT
-            record.update(ErrorCode="Timeout", ErrorMessage="The job did not finish before its deadline.")
+            record.update(_failure(Err.JOB_TIMEOUT()))
         data: dict[str, Any] = {"JobId": job_id, "Status": status}
         if status == SUCCESS:
             data["Result"] = record["Result"]
         elif status in (FAILED, TIMEOUT):
-            data["ErrorCode"] = record.get("ErrorCode", "InternalError")
+            data["ErrorCode"] = record.get("ErrorCode", Err.INTERNAL_ERROR.code)
             data["ErrorMessage"] = record.get("ErrorMessage", "")
         return data
 
@@ -122,8 +121,7 @@ class JobRunner:
         record = await self.store.get_record(_key(job_id)) or {"JobId": job_id, "Deadline": 0.0}
         remaining = record["Deadline"] - time.time()
         if remaining <= 0:
-            await self._save(job_id, {**record, "Status": TIMEOUT, "ErrorCode": "Timeout",
-                                      "ErrorMessage": "The job waited in the queue past its deadline."})
+            await self._save(job_id, {**record, "Status": TIMEOUT, **_failure(Err.JOB_QUEUE_TIMEOUT())})
             return
         await self._save(job_id, {**record, "Status": PROCESSING, "Started": time.time()})
         try:
@@ -132,14 +130,12 @@ class JobRunner:
             await self._stopped(job_id)
             raise
         except TimeoutError:
-            outcome = {"Status": TIMEOUT, "ErrorCode": "Timeout",
-                       "ErrorMessage": "The job did not finish before its deadline."}
+            outcome = {"Status": TIMEOUT, **_failure(Err.JOB_TIMEOUT())}
         except AliyunError as err:
-            outcome = {"Status": FAILED, "ErrorCode": err.code, "ErrorMessage": err.message}
+            outcome = {"Status": FAILED, **_failure(err)}
         except Exception:
             log.exception("jobs.failed", job_id=job_id)
-            outcome = {"Status": FAILED, "ErrorCode": "InternalError",
-                       "ErrorMessage": Err.INTERNAL_ERROR.template}
+            outcome = {"Status": FAILED, **_failure(Err.INTERNAL_ERROR())}
         else:
             outcome = {"Status": SUCCESS, "Result": json.dumps(result, ensure_ascii=False, separators=(",", ":"))}
         await self._save(job_id, {**record, **outcome, "Finished": time.time()})
@@ -151,3 +147,8 @@ class JobRunner:
             await self.store.put_record(_key(job_id), record, self.ttl)
         except ResultStoreError:
             raise Err.SERVICE_UNAVAILABLE() from None
+
+
+def _failure(err: AliyunError) -> dict[str, str]:
+    """A failed job's record fields: the code and message the error table gives."""
+    return {"ErrorCode": err.code, "ErrorMessage": err.message}

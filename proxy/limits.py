@@ -90,6 +90,4 @@ def _burst(limit: CallerLimit) -> float:
 
 def _throttled(which: str, retry_after: int) -> AliyunError:
     metrics.CALLER_THROTTLED.labels(which).inc()
-    err = Err.THROTTLING(code="Throttling.User")
-    err.headers["x-acs-retry-after"] = str(max(1, retry_after))
-    return err
+    return Err.THROTTLING_USER(headers={"x-acs-retry-after": str(max(1, retry_after))})

@@ -13,12 +13,12 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, ValidationError, model_validator
 
-from .aliyun.errors import AliyunError, Err, invalid, missing
+from .aliyun.errors import AliyunError, Err, ImageKind, invalid, missing
 
 ImageFormat = Literal["jpeg", "png", "bmp", "gif", "webp", "tiff"]
 TRUE, FALSE = "true", "false"
@@ -88,6 +88,18 @@ class ParamSpec(BaseModel):
         return value
 
 
+def _err_row(name: Any) -> Err:
+    """A mapping names a row of the error table by its member name (`ILLEGAL_IMAGE_URL`), never by a code."""
+    if isinstance(name, Err):
+        return name
+    if not isinstance(name, str) or name not in Err.__members__:
+        raise ValueError(f"{name!r} is not a row of the error table (proxy/aliyun/errors.py Err)")
+    return Err[name]
+
+
+ErrRow = Annotated[Err, BeforeValidator(_err_row), PlainSerializer(lambda err: err.name)]
+
+
 class ImageSpec(BaseModel):
     """Where the image comes from and Aliyun's documented input limits for this action."""
 
@@ -101,7 +113,12 @@ class ImageSpec(BaseModel):
     max_side: int = Field(description="largest allowed side, inclusive")
     max_short_side: int | None = Field(None, description="largest allowed shorter side, inclusive")
     max_aspect: float | None = None
-    errors: dict[Literal["download", "format", "size", "resolution", "url"], str] = {}
+    errors: dict[ImageKind, ErrRow] = Field({}, description="the row an image failure of this kind is answered "
+                                                       "with, when the product has its own code for it")
+
+    def failed(self, kind: Err, detail: str) -> AliyunError:
+        """An image failure (`kind`, a row with an image_kind) as this action answers it."""
+        return kind.answered_as(self.errors.get(kind.image_kind) if kind.image_kind else None, detail)
 
 
 Family = Literal["ocr", "matting", "super_resolution"]

@@ -15,9 +15,9 @@ import structlog
 from aiohttp import web
 
 from .admin import build_admin_app
+from .aliyun.connections import make_runner
 from .app import GATEWAY, SERVICES, build_app
 from .config import Settings
-from .connections import make_runner
 
 log = structlog.get_logger("server")
 
@@ -25,7 +25,7 @@ log = structlog.get_logger("server")
 async def serve(settings: Settings) -> None:
     app = build_app(settings)  # raises MappingError before anything listens
     runner = make_runner(app, settings, access_log=None, shutdown_timeout=settings.drain_grace_seconds,
-                         handle_signals=False)  # slow and idle clients time out (proxy/connections.py)
+                         handle_signals=False)  # slow and idle clients time out (proxy/aliyun/connections.py)
     admin = web.AppRunner(build_admin_app(app), access_log=None)
     await runner.setup()
     await admin.setup()

@@ -27,13 +27,12 @@ import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
-from .aliyun.errors import Err
-
 METADATA_ADDRESSES = {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")}
 # IPv6 ranges that carry an IPv4 address the network may translate to (the metadata address too):
 # NAT64 (well-known and local-use), 6to4, Teredo and the deprecated IPv4-compatible ::a.b.c.d.
 EMBEDS_IPV4 = [ipaddress.ip_network(n) for n in ("64:ff9b::/96", "64:ff9b:1::/48", "2002::/16", "2001::/32",
                                                  "::/96")]
+UNREACHABLE = "the address is not reachable from this service"
 # What inet_aton() would read as an IPv4 address: 1-4 parts, decimal, octal (leading 0) or hex (0x).
 NUMERIC_HOST = re.compile(r"(0x[0-9a-f]*|[0-9]+)(\.(0x[0-9a-f]*|[0-9]+)){0,3}\.?", re.IGNORECASE)
 
@@ -48,6 +47,11 @@ class Refused(OSError):
 
     def __init__(self, what: str) -> None:
         super().__init__(errno.EACCES, f"{what}: not an address this service may reach")
+
+
+class BadURL(Exception):
+    """A URL the guard refuses before connecting, with why (the image loader answers InvalidImage.URL, or
+    the row the action's mapping names for it)."""
 
 
 def refused(exc: BaseException | None) -> bool:
@@ -75,24 +79,24 @@ class Guard:
         return ip.is_global and not ip.is_multicast
 
     def check_url(self, url: str) -> URL:
-        """The URL as aiohttp will request it, refused (InvalidImage.URL) unless it may be fetched. The
-        caller must request this very URL object: it is what was judged."""
+        """The URL as aiohttp will request it, refused (`BadURL`) unless it may be fetched. The caller must
+        request this very URL object: it is what was judged."""
         try:
             target = URL(url)
             host = target.raw_host  # what the connector resolves or connects to (IDNA-encoded)
             target.port  # noqa: B018 - a malformed port raises here
             written = urlsplit(url).netloc
         except (ValueError, UnicodeError, TypeError):
-            raise Err.IMAGE_URL("the URL is malformed") from None
+            raise BadURL("the URL is malformed") from None
         if target.scheme not in ("http", "https") or not host:
-            raise Err.IMAGE_URL("only http and https URLs are accepted")
+            raise BadURL("only http and https URLs are accepted")
         if is_address(host):
             if not written.isascii():
-                raise Err.IMAGE_URL("the host is written in non-ASCII characters that read as an address")
+                raise BadURL("the host is written in non-ASCII characters that read as an address")
             if not self.host_allowed(host) and not self.address_allowed(host):
-                raise Err.IMAGE_URL("the address is not reachable from this service")
+                raise BadURL(UNREACHABLE)
         elif NUMERIC_HOST.fullmatch(host):
-            raise Err.IMAGE_URL("a numeric host must be a dotted-quad IPv4 address")
+            raise BadURL("a numeric host must be a dotted-quad IPv4 address")
         return target
 
     def guarded_socket(self, addr_info: tuple[int, int, int, str, tuple[object, ...]]) -> socket.socket:

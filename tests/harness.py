@@ -33,9 +33,9 @@ from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from proxy.actions import CONVERTERS
+from proxy.aliyun.connections import make_runner
 from proxy.app import SERVICES, Services, build_app
 from proxy.config import load_settings
-from proxy.connections import make_runner
 from proxy.mappings import ActionSpec, Registry, default_dir, load
 
 

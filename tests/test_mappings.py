@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from proxy.actions import CONVERTERS
-from proxy.aliyun.errors import AliyunError
+from proxy.aliyun.errors import AliyunError, Err
 from proxy.mappings import ActionSpec, MappingError, ParamSpec, Registry, default_dir, load
 
 METADATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "reference" / "aliyun-api-docs"
@@ -272,6 +272,30 @@ def test_inconsistent_facts_stop_start_up(mapdir: Path, rel: str, change: Any, f
     _write(mapdir, data, rel)
     message = _load_error(mapdir)
     assert rel in message and field in message and words in message, message
+
+
+@pytest.mark.parametrize(("change", "field", "words"), [
+    (lambda e: e.update(download="NO_SUCH_ROW"), "image.errors.download", "NO_SUCH_ROW"),
+    (lambda e: e.update(download="illegalImageUrl"), "image.errors.download", "not a row of the error table"),
+    (lambda e: e.update(timeot="ILLEGAL_IMAGE_URL"), "image.errors.timeot", ""),
+])
+def test_image_errors_name_rows_of_the_error_table(mapdir: Path, change: Any, field: str, words: str) -> None:
+    """A mapping names the row an image failure is answered with by its member name; a code, an unknown
+    row or an unknown kind stops start-up naming the file and field."""
+    rel = "ocr-api/RecognizeGeneral.yaml"
+    data = _read(mapdir, rel)
+    change(data["image"]["errors"])
+    _write(mapdir, data, rel)
+    message = _load_error(mapdir)
+    assert rel in message and field in message and words in message, message
+
+
+def test_image_errors_build_the_products_code(registry: Registry) -> None:
+    image = registry.route("RecognizeGeneral", "2021-07-07").image
+    assert image is not None and image.errors["timeout"] is Err.ILLEGAL_IMAGE_URL
+    err = image.failed(Err.IMAGE_TIMEOUT, "the download timed out")
+    assert (err.code, err.status, err.kind) == ("illegalImageUrl", 400, Err.IMAGE_TIMEOUT)
+    assert image.failed(Err.IMAGE_FORMAT, "gif").code == "InvalidImage.Format"  # no own code for this kind
 
 
 def test_not_a_mapping(mapdir: Path) -> None:

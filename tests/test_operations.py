@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 from alibabacloud_ocr20191230 import models as ocr_models
+from alibabacloud_ocr_api20210707 import models as api_models
 from alibabacloud_tea_openapi.exceptions import ClientException
 
 from tests import raw, sdk
@@ -50,6 +51,9 @@ def test_metrics_track_real_traffic(served, images):
     with pytest.raises(ClientException):
         sdk.ocr(served.endpoint).recognize_character(ocr_models.RecognizeCharacterRequest(
             image_url=f"{images.url}/notimage.txt", min_height=10, output_probability=True))
+    with pytest.raises(ClientException):  # ocr-api answers its own code; the metric still says what failed
+        sdk.ocr_api(f"127.0.0.1:{served.port}").recognize_general(
+            api_models.RecognizeGeneralRequest(url=f"{images.url}/missing.png"))
     after = served.metrics()
 
     def moved(name: str, **labels: str) -> float:
@@ -60,6 +64,8 @@ def test_metrics_track_real_traffic(served, images):
     assert moved("vision_proxy_requests_total", code="SignatureDoesNotMatch") == 1
     assert moved("vision_proxy_signature_rejections_total", reason="SignatureDoesNotMatch") == 1
     assert moved("vision_proxy_image_fetch_failures_total", reason="format") == 1
+    assert moved("vision_proxy_requests_total", product="ocr-api", code="illegalImageUrl") == 1
+    assert moved("vision_proxy_image_fetch_failures_total", reason="download") == 1
     assert moved("vision_proxy_kit_calls_total", route="ocr", status="200") == 1
     assert moved("vision_proxy_request_duration_seconds_count", action="RecognizeCharacter") == 3
     assert metric_value("vision_proxy_requests_in_flight", after) == 0

@@ -1,76 +1,132 @@
-"""The one error model: every failure a caller sees is an `AliyunError` carrying Aliyun's code and status.
+"""The one error model: every failure a caller sees is an `AliyunError` built from a row of the `Err` table.
 
-Codes are an enum that carries status and message (s3proxy's `S3ErrorCode` idea), so a code can never
-be sent with the wrong HTTP status. Codes whose name embeds a parameter (`MissingImageURL`) are built
-by the helpers at the bottom.
+Each row carries the code, the HTTP status and the message (s3proxy's `S3ErrorCode` idea), so a code can
+never be sent with the wrong HTTP status, plus the facts others read from it: whether it is a failed
+authentication (`signature`, counted as a signature rejection) and which image failure it reports
+(`image_kind`: the metric's reason, and the key a mapping's `image.errors` uses to name the row its
+product answers instead, ocr-api's `illegalImageUrl`). `{0}` in a code or message is filled from the
+arguments (`Missing{0}` names the parameter). An error is complete once built: nothing changes it after.
+`OssErr` is the same kind of table for OSS's own codes (the result URLs the proxy serves itself).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from enum import Enum
+from typing import Literal
+
+ImageKind = Literal["url", "download", "timeout", "format", "size", "resolution"]
+
+
+@dataclass(frozen=True)
+class Row:
+    code: str
+    status: int
+    template: str
+    image_kind: ImageKind | None = None  # the image failure this row reports
+    signature: bool = False  # a caller refused by authentication
 
 
 class Err(Enum):
-    """Aliyun error codes the proxy emits: (code, HTTP status, message)."""
+    """Aliyun error codes the proxy emits."""
 
-    MISSING_PARAMETER = ("MissingParameter", 400, 'The input parameter "{0}" that is mandatory for '
-                         "processing this request is not supplied.")
-    INVALID_PARAMETER = ("InvalidParameter", 400, "Specified parameter {0} is not valid.")
-    INVALID_ACTION = ("InvalidAction.NotFound", 404,
-                      "Specified api is not found, please check your url and method.")
-    INVALID_VERSION = ("InvalidVersion", 400, "Specified parameter Version is not valid.")
-    INCOMPLETE_SIGNATURE = ("IncompleteSignature", 400,
-                            "The request signature does not conform to Aliyun standards.")
-    SIGNATURE_MISMATCH = ("SignatureDoesNotMatch", 400,
-                          "Specified signature is not matched with our calculation. "
-                          "server string to sign is:{0}")
-    NONCE_USED = ("SignatureNonceUsed", 400, "Specified signature nonce was used already.")
-    TIMESTAMP_EXPIRED = ("InvalidTimeStamp.Expired", 400, "Specified time stamp or date value is expired.")
-    TIMESTAMP_FORMAT = ("InvalidTimeStamp.Format", 400,
-                        "Specified time stamp or date value is not well formatted.")
-    ACCESS_KEY_NOT_FOUND = ("InvalidAccessKeyId.NotFound", 404, "Specified access key is not found.")
-    SECURITY_TOKEN_INVALID = ("InvalidSecurityToken.Mismatch", 400,
-                              "Specified security token is not valid for this access key.")
-    IMAGE_URL = ("InvalidImage.URL", 400, "The image URL is not allowed: {0}")
-    IMAGE_DOWNLOAD = ("InvalidImage.Download", 400, "The image cannot be downloaded: {0}")
-    IMAGE_TIMEOUT = ("InvalidImage.Timeout", 400, "The image download timed out.")
-    IMAGE_FORMAT = ("InvalidImage.Format", 400, "The image format is not supported: {0}")
-    IMAGE_SIZE = ("InvalidImage.Size", 400, "The image is too large: {0}")
-    IMAGE_RESOLUTION = ("InvalidImage.Resolution", 400, "The image resolution is not supported: {0}")
-    INPUT_NOT_SERVED = ("invalidInputParameter", 400, "{0}")  # ocr-api's own code (RecognizeAllText errorCodes)
-    JOB_NOT_FOUND = ("InvalidParameter.JobId", 400, "Specified JobId {0} does not exist or has expired.")
-    THROTTLING = ("Throttling", 400, "Request was denied due to user flow control.")
-    TIMEOUT = ("Timeout", 408, "The request has timed out.")
-    INTERNAL_ERROR = ("InternalError", 500, "The request processing has failed due to some unknown error.")
-    SERVICE_UNAVAILABLE = ("ServiceUnavailable", 503, "The service is unavailable.")
+    MISSING = Row("Missing{0}", 400, "{0} is mandatory for this action.")  # Aliyun names the parameter
+    INVALID_PARAMETER = Row("InvalidParameter", 400, "Specified parameter {0} is not valid.{1}")
+    INVALID_ACTION = Row("InvalidAction.NotFound", 404, "Specified api is not found, please check your url and method.")
+    INVALID_VERSION = Row("InvalidVersion", 400, "Specified parameter Version is not valid.")
+    MISSING_ACCESS_KEY_ID = Row("MissingAccessKeyId", 400, "AccessKeyId is mandatory for this action.", signature=True)
+    MISSING_SIGNATURE = Row("MissingSignature", 400, "Signature is mandatory for this action.", signature=True)
+    MISSING_SIGNATURE_NONCE = Row("MissingSignatureNonce", 400, "SignatureNonce is mandatory for this action.",
+                                  signature=True)
+    MISSING_TIMESTAMP = Row("MissingTimestamp", 400, "Timestamp is mandatory for this action.", signature=True)
+    INCOMPLETE_SIGNATURE = Row("IncompleteSignature", 400,
+                               "The request signature does not conform to Aliyun standards.", signature=True)
+    SIGNATURE_MISMATCH = Row("SignatureDoesNotMatch", 400, "Specified signature is not matched with our "
+                             "calculation. server string to sign is:{0}", signature=True)
+    NONCE_USED = Row("SignatureNonceUsed", 400, "Specified signature nonce was used already.", signature=True)
+    TIMESTAMP_EXPIRED = Row("InvalidTimeStamp.Expired", 400, "Specified time stamp or date value is expired.",
+                            signature=True)
+    TIMESTAMP_FORMAT = Row("InvalidTimeStamp.Format", 400,
+                           "Specified time stamp or date value is not well formatted.", signature=True)
+    ACCESS_KEY_NOT_FOUND = Row("InvalidAccessKeyId.NotFound", 404, "Specified access key is not found.",
+                               signature=True)
+    SECURITY_TOKEN_INVALID = Row("InvalidSecurityToken.Mismatch", 400,
+                                 "Specified security token is not valid for this access key.", signature=True)
+    IMAGE_URL = Row("InvalidImage.URL", 400, "The image URL is not allowed: {0}", image_kind="url")
+    IMAGE_DOWNLOAD = Row("InvalidImage.Download", 400, "The image cannot be downloaded: {0}", image_kind="download")
+    IMAGE_TIMEOUT = Row("InvalidImage.Timeout", 400, "The image download timed out.", image_kind="timeout")
+    IMAGE_FORMAT = Row("InvalidImage.Format", 400, "The image format is not supported: {0}", image_kind="format")
+    IMAGE_SIZE = Row("InvalidImage.Size", 400, "The image is too large: {0}", image_kind="size")
+    IMAGE_RESOLUTION = Row("InvalidImage.Resolution", 400, "The image resolution is not supported: {0}",
+                           image_kind="resolution")
+    # ocr-api's own codes (its errorCodes metadata: lower camel case)
+    ILLEGAL_IMAGE_URL = Row("illegalImageUrl", 400, "The image URL is unavailable or has timed out.")
+    INPUT_NOT_SERVED = Row("invalidInputParameter", 400, "{0}")
+    JOB_NOT_FOUND = Row("InvalidParameter.JobId", 400, "Specified JobId {0} does not exist or has expired.")
+    THROTTLING = Row("Throttling", 400, "Request was denied due to user flow control.")
+    THROTTLING_USER = Row("Throttling.User", 400, "Request was denied due to user flow control.")
+    TIMEOUT = Row("Timeout", 408, "The request has timed out.")
+    JOB_TIMEOUT = Row("Timeout", 408, "The job did not finish before its deadline.")
+    JOB_QUEUE_TIMEOUT = Row("Timeout", 408, "The job waited in the queue past its deadline.")
+    INTERNAL_ERROR = Row("InternalError", 500, "The request processing has failed due to some unknown error.")
+    SERVICE_UNAVAILABLE = Row("ServiceUnavailable", 503, "The service is unavailable.")
+    JOB_STOPPED = Row("ServiceUnavailable", 503, "The service stopped before the job finished; submit it again.")
 
-    def __init__(self, code: str, status: int, template: str) -> None:
-        self.code = code
-        self.status = status
-        self.template = template
+    def __init__(self, row: Row) -> None:
+        self.code = row.code
+        self.status = row.status
+        self.template = row.template
+        self.image_kind = row.image_kind
+        self.signature = row.signature
 
-    def __call__(self, *args: object, code: str | None = None) -> AliyunError:
+    def __call__(self, *args: object, headers: Mapping[str, str] | None = None) -> AliyunError:
         """Build the exception: `raise Err.IMAGE_SIZE("over 3 MB")`."""
-        return AliyunError(code or self.code, self.status, self.template.format(*args), self)
+        return AliyunError(self, args, headers)
+
+    def answered_as(self, answer: Err | None, *args: object) -> AliyunError:
+        """This failure answered with another row's code and status (a product's own code for an image
+        failure); the message still says what failed, as does `kind` (the metric's reason)."""
+        return AliyunError(self, args, None, answer)
+
+
+class OssErr(Enum):
+    """OSS's own codes, for the presigned result URLs the proxy serves itself (proxy/results/local.py): another
+    product's envelope (XML `<Error>`) and vocabulary, where `SignatureDoesNotMatch` is a 403."""
+
+    OBJECT_NAME_INVALID = Row("AccessDenied", 403, "Invalid object name.")
+    NOT_SIGNED = Row("AccessDenied", 403, "Request must carry Expires and Signature.")
+    EXPIRED = Row("AccessDenied", 403, "Request has expired.")
+    SIGNATURE_MISMATCH = Row("SignatureDoesNotMatch", 403,
+                             "The request signature we calculated does not match the signature you provided.")
+    NO_SUCH_KEY = Row("NoSuchKey", 404, "The specified key does not exist.")
+
+    def __init__(self, row: Row) -> None:
+        self.code = row.code
+        self.status = row.status
+        self.template = row.template
 
 
 class AliyunError(Exception):
-    """Raised anywhere on the request path; the handler chain turns it into an Aliyun error body."""
+    """Raised anywhere on the request path; the handler chain turns it into an Aliyun error body.
+    `kind` is the row that says what failed (and its message); code and status come from the row answered."""
 
-    def __init__(self, code: str, status: int, message: str, kind: Err | None = None) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.status = status
-        self.message = message
+    def __init__(self, kind: Err, args: tuple[object, ...], headers: Mapping[str, str] | None = None,
+                 answer: Err | None = None) -> None:
+        row = answer or kind
+        self.code = row.code.format(*args)
+        self.status = row.status
+        self.message = kind.template.format(*args)
         self.kind = kind
-        self.headers: dict[str, str] = {}
+        self.headers: Mapping[str, str] = dict(headers or {})
+        super().__init__(f"{self.code}: {self.message}")
 
 
 def missing(param: str) -> AliyunError:
     """Aliyun names the parameter in the code: `MissingImageURL`."""
-    return AliyunError(f"Missing{param}", 400, f"{param} is mandatory for this action.", Err.MISSING_PARAMETER)
+    return Err.MISSING(param)
 
 
-def invalid(param: str, why: str = "") -> AliyunError:
-    message = Err.INVALID_PARAMETER.template.format(param) + (f" {why}" if why else "")
-    return AliyunError(Err.INVALID_PARAMETER.code, 400, message, Err.INVALID_PARAMETER)
+def invalid(param: str, why: str = "", headers: Mapping[str, str] | None = None) -> AliyunError:
+    """`InvalidParameter`, with why the value was refused."""
+    return Err.INVALID_PARAMETER(param, f" {why}" if why else "", headers=headers)

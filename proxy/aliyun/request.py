@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl, urlsplit
 from aiohttp import web
 from multidict import CIMultiDictProxy
 
-from ..connections import body_timed_out
+from .connections import body_timed_out
 from .errors import Err, invalid
 
 FORM = "application/x-www-form-urlencoded"
@@ -126,11 +126,10 @@ async def read_body(request: web.Request, inbound: InboundRequest, cap: int, tim
         raise body_timed_out(request) from None
     except web.RequestPayloadError:  # aiohttp inflates gzip/deflate bodies itself, and a broken one lands here
         encoding = request.headers.get("Content-Encoding")
-        err = (invalid("Content-Encoding", f"The body is not valid {encoding[:20]} data.") if encoding
-               else invalid("Body", "The request body is malformed."))
         request.content.feed_eof()  # nothing more to read: aiohttp must not drain (and re-raise) after the answer
-        err.headers["Connection"] = "close"  # the rest of the stream cannot be parsed
-        raise err from None
+        close = {"Connection": "close"}  # the rest of the stream cannot be parsed
+        raise (invalid("Content-Encoding", f"The body is not valid {encoding[:20]} data.", close) if encoding
+               else invalid("Body", "The request body is malformed.", close)) from None
     inbound.body = b"".join(chunks)
     inbound.body_sha256 = digest.hexdigest()
     if inbound.signature_kind != "v3":  # V1 signs the parameters, form body included: needed to verify it

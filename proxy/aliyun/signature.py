@@ -16,11 +16,13 @@ from urllib.parse import quote
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from ..config import CallerKey
-from .errors import Err, missing
+from .errors import Err
 from .nonces import NonceStore
 from .request import InboundRequest
 
 V3_ALGORITHM = "ACS3-HMAC-SHA256"
+V1_REQUIRED = {"AccessKeyId": Err.MISSING_ACCESS_KEY_ID, "Signature": Err.MISSING_SIGNATURE,
+               "SignatureNonce": Err.MISSING_SIGNATURE_NONCE, "Timestamp": Err.MISSING_TIMESTAMP}
 # What a V3 signature must cover (both the Python and the Node SDKs sign these): otherwise routing, clock
 # and nonce could be changed under a valid signature.
 V3_MUST_SIGN = frozenset({"host", "x-acs-action", "x-acs-version", "x-acs-date", "x-acs-signature-nonce"})
@@ -112,13 +114,13 @@ class Authenticator:
             return await self._v3(inbound)
         if kind == "v1":
             return await self._v1(inbound)
-        raise missing("AccessKeyId")
+        raise Err.MISSING_ACCESS_KEY_ID()
 
     async def _v1(self, inbound: InboundRequest) -> str:
         params = inbound.params
-        for name in ("AccessKeyId", "Signature", "SignatureNonce", "Timestamp"):
+        for name, row in V1_REQUIRED.items():
             if not params.get(name):
-                raise missing(name)
+                raise row()
         if params.get("SignatureMethod", "HMAC-SHA1") != "HMAC-SHA1":
             raise Err.INCOMPLETE_SIGNATURE()
         key_id = params["AccessKeyId"]

@@ -22,7 +22,7 @@ class ServerSettings(BaseModel):
     # inbound limits
     max_body_bytes: int = Field(12 * MiB, ge=1024)
     max_inflight: int = Field(256, ge=1)
-    # slow clients (nginx's defaults; proxy/connections.py): head complete after its first byte, whole body
+    # slow clients (nginx's defaults; proxy/aliyun/connections.py): head complete after its first byte, whole body
     # after the head (12 MiB in 60 s is 210 KB/s), idle keep-alive: above an ALB's 60 s idle timeout
     client_header_timeout_seconds: float = Field(60.0, gt=0)
     client_body_timeout_seconds: float = Field(60.0, gt=0)

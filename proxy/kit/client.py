@@ -26,7 +26,7 @@ import botocore.config
 import botocore.session
 import structlog
 
-from ..aliyun.errors import AliyunError, Err
+from ..aliyun.errors import AliyunError, Err, invalid
 from ..config import KitLimits
 from ..images import LoadedImage
 from ..observability import metrics
@@ -317,13 +317,11 @@ def _status_error(route: str, status: int, raw: bytes, retry_after: str | None) 
             return Err.IMAGE_FORMAT("the backend could not decode the image")
         if "`url`" in text:
             return Err.IMAGE_DOWNLOAD("the backend could not download the image")
-        return Err.INVALID_PARAMETER("the image")
+        return invalid("the image")
     if status == 413:
         return Err.IMAGE_SIZE("the backend's payload limit was exceeded")
     if status == 429:
-        err = Err.THROTTLING()
-        err.headers["x-acs-retry-after"] = str(_seconds(retry_after))
-        return err
+        return Err.THROTTLING(headers={"x-acs-retry-after": str(_seconds(retry_after))})
     if status == 504:
         return Err.TIMEOUT()
     if status in (403, 503):  # the kit refuses the proxy's own credentials, or is down: not the caller's fault

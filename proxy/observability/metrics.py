@@ -68,9 +68,3 @@ SHADOW_SCORES = Histogram(f"{PREFIX}_shadow_score", "Agreement metrics of shadow
 SHADOW_DROPS = Counter(f"{PREFIX}_shadow_drops", "Calls not compared, by reason", ["reason"])
 SHADOW_SECONDS = Histogram(f"{PREFIX}_shadow_side_duration_seconds", "Answer time of each side under shadow",
                            ["action", "side"], buckets=LATENCY_BUCKETS)
-
-SIGNATURE_CODES = frozenset({
-    "MissingAccessKeyId", "MissingSignature", "MissingSignatureNonce", "MissingTimestamp", "IncompleteSignature",
-    "SignatureDoesNotMatch", "SignatureNonceUsed", "InvalidTimeStamp.Expired", "InvalidTimeStamp.Format",
-    "InvalidAccessKeyId.NotFound", "InvalidSecurityToken.Mismatch",
-})

@@ -3,7 +3,6 @@ proxy/observability/metrics.py, a leaf every layer can import."""
 
 from __future__ import annotations
 
-from ..aliyun.errors import Err
 from ..exchange import Exchange
 from ..observability.metrics import (
     IMAGE_FETCH_FAILURES,
@@ -11,12 +10,8 @@ from ..observability.metrics import (
     REQUEST_SECONDS,
     REQUESTS,
     RESPONSE_BYTES,
-    SIGNATURE_CODES,
     SIGNATURE_REJECTIONS,
 )
-
-IMAGE_ERRORS = {Err.IMAGE_URL: "url", Err.IMAGE_DOWNLOAD: "download", Err.IMAGE_TIMEOUT: "timeout",
-                Err.IMAGE_FORMAT: "format", Err.IMAGE_SIZE: "size", Err.IMAGE_RESOLUTION: "resolution"}
 
 
 def observe_metrics(ex: Exchange) -> None:
@@ -28,7 +23,7 @@ def observe_metrics(ex: Exchange) -> None:
     REQUEST_SECONDS.labels(product, action).observe(ex.seconds)
     REQUEST_BYTES.labels(product, action).observe(len(ex.inbound.body) if ex.inbound else 0)
     RESPONSE_BYTES.labels(product, action).observe(len(ex.body))
-    if code in SIGNATURE_CODES:
+    if ex.kind is not None and ex.kind.signature:  # the error table marks authentication failures
         SIGNATURE_REJECTIONS.labels(code).inc()
-    if ex.kind in IMAGE_ERRORS:
-        IMAGE_FETCH_FAILURES.labels(IMAGE_ERRORS[ex.kind]).inc()
+    if ex.kind is not None and ex.kind.image_kind:  # and which image failure a row reports
+        IMAGE_FETCH_FAILURES.labels(ex.kind.image_kind).inc()

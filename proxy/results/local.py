@@ -33,6 +33,7 @@ from xml.sax.saxutils import escape
 
 from aiohttp import web
 
+from ..aliyun.errors import OssErr
 from .base import ResultStoreError, check_key, decode_record, encode_record, valid_key
 
 CHUNK_BYTES = 1024 * 1024
@@ -110,20 +111,18 @@ class LocalResultStore:
         expires_text = request.query.get("Expires", "")
         signature = request.query.get("Signature", "")
         if not valid_key(key):  # never signed, so never served: `..`, encoded or not, stops here
-            return _oss_error(request, 403, "AccessDenied", "Invalid object name.")
+            return _oss_error(request, OssErr.OBJECT_NAME_INVALID)
         if not (signature and expires_text.isascii() and expires_text.isdigit() and len(expires_text) <= 12):
-            return _oss_error(request, 403, "AccessDenied", "Request must carry Expires and Signature.")
+            return _oss_error(request, OssErr.NOT_SIGNED)
         expires = int(expires_text)
         if not hmac.compare_digest(self.sign(key, expires).encode(), signature.encode()):
-            return _oss_error(request, 403, "SignatureDoesNotMatch",
-                              "The request signature we calculated does not match the signature you provided.")
+            return _oss_error(request, OssErr.SIGNATURE_MISMATCH)
         now = time.time()
         if now > expires:
-            return _oss_error(request, 403, "AccessDenied", "Request has expired.",
-                              Expires=_iso(expires), ServerTime=_iso(now))
+            return _oss_error(request, OssErr.EXPIRED, Expires=_iso(expires), ServerTime=_iso(now))
         opened = await asyncio.to_thread(self._open, key)
         if opened is None:
-            return _oss_error(request, 404, "NoSuchKey", "The specified key does not exist.")
+            return _oss_error(request, OssErr.NO_SUCH_KEY)
         fobj, size, content_type = opened
         try:
             response = web.StreamResponse(headers={
@@ -253,10 +252,10 @@ def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
-def _oss_error(request: web.Request, status: int, code: str, message: str, **extra: str) -> web.Response:
+def _oss_error(request: web.Request, err: OssErr, **extra: str) -> web.Response:
     """The error body OSS gives for its presigned result URLs, so clients that parse it keep working."""
     request_id = secrets.token_hex(12).upper()
-    fields = {"Code": code, "Message": message, "RequestId": request_id, "HostId": request.host, **extra}
+    fields = {"Code": err.code, "Message": err.template, "RequestId": request_id, "HostId": request.host, **extra}
     body = "".join(f"<{k}>{escape(v)}</{k}>" for k, v in fields.items())
-    return web.Response(status=status, body=f'<?xml version="1.0" encoding="UTF-8"?>\n<Error>{body}</Error>\n',
+    return web.Response(status=err.status, body=f'<?xml version="1.0" encoding="UTF-8"?>\n<Error>{body}</Error>\n',
                         content_type="application/xml", headers={"x-oss-request-id": request_id})

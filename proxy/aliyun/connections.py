@@ -22,9 +22,9 @@ from typing import Any
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
-from .aliyun.errors import AliyunError, Err
-from .config import Settings
-from .observability import metrics
+from ..config import Settings
+from ..observability import metrics
+from .errors import AliyunError, Err
 
 
 class GuardedHandler(RequestHandler):
@@ -114,6 +114,4 @@ def body_timed_out(request: web.BaseRequest) -> AliyunError:
     metrics.CLIENT_TIMEOUTS.labels("body").inc()
     if isinstance(request.protocol, GuardedHandler):
         request.protocol.close_after_answer()
-    err = Err.TIMEOUT()
-    err.headers["Connection"] = "close"
-    return err
+    return Err.TIMEOUT(headers={"Connection": "close"})
