@@ -52,7 +52,7 @@ def test_metrics_track_real_traffic(served, images):
         sdk.ocr(served.endpoint).recognize_character(ocr_models.RecognizeCharacterRequest(
             image_url=f"{images.url}/notimage.txt", min_height=10, output_probability=True))
     with pytest.raises(ClientException):  # ocr-api answers its own code; the metric still says what failed
-        sdk.ocr_api(f"127.0.0.1:{served.port}").recognize_general(
+        sdk.ocr_api(served.endpoint).recognize_general(
             api_models.RecognizeGeneralRequest(url=f"{images.url}/missing.png"))
     after = served.metrics()
 
