@@ -47,9 +47,8 @@ def _image_app() -> web.Application:
 
 @pytest.fixture(scope="session")
 def images() -> Iterator[AppServer]:
-    server = AppServer(_image_app)
-    yield server
-    server.close()
+    with AppServer(_image_app) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
@@ -61,16 +60,14 @@ def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProxyServer]:
     """Authenticating proxy in front of the embedded backend; may fetch from the loopback image server."""
-    server = ProxyServer(caller_keys=CALLER_KEYS, fetch_allow="127.0.0.1/32", fetch_timeout_seconds=2,
-                         data_dir=tmp_path_factory.mktemp("results"))
-    yield server
-    server.close()
+    with ProxyServer(caller_keys=CALLER_KEYS, fetch_allow="127.0.0.1/32", fetch_timeout_seconds=2,
+                     data_dir=tmp_path_factory.mktemp("results")) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
 def kit() -> Iterator[tuple[FaultKit, AppServer]]:
     """A kit that fails on purpose (tests/kit_faults.py), and its server."""
     fault = FaultKit()
-    server = AppServer(fault.app)
-    yield fault, server
-    server.close()
+    with AppServer(fault.app) as server:
+        yield fault, server

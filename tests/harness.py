@@ -1,7 +1,19 @@
 """Run real servers for the tests: the proxy (with its embedded backend), image servers, fault kits.
 
 Each server runs on its own event loop in a background thread, because the Aliyun SDKs under test are
-blocking clients called from the test thread.
+blocking clients called from the test thread. Every server is a context manager that closes it:
+
+    with ProxyServer(caller_keys="testid:testsecret") as proxy, serve_files({"/a.png": data}) as files:
+        sdk.ocr(proxy.endpoint)...                     # files.url + "/a.png"
+    with AppServer(FaultKit().app) as kit: ...         # any aiohttp Application factory
+    with LoopThread() as lt, lt.started(LocalBackend(...)) as kit: ...   # async start()/close(), on a loop
+
+Metrics (in this process, or scraped from a `serve` process, tests/processes.py) are read one way:
+
+    metric_value("vision_proxy_kit_calls_total", route="ocr", status="403")    # this process's registry
+    metric_value("vision_proxy_requests_total", served.metrics(), code="OK")   # a /metrics text
+
+A `python -m proxy serve` subprocess: `proxy_process` in tests/processes.py.
 """
 
 from __future__ import annotations
@@ -10,17 +22,29 @@ import asyncio
 import functools
 import os
 import socket
+import ssl
 import threading
-from collections.abc import Callable, Coroutine
-from typing import Any
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
+from typing import Any, Protocol, Self, TypeVar
 
 from aiohttp import web
+from prometheus_client import REGISTRY, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
 from proxy.actions import CONVERTERS
 from proxy.aliyun.connections import make_runner
 from proxy.app import SERVICES, Services, build_app
 from proxy.config import load_settings
 from proxy.mappings import ActionSpec, Registry, default_dir, load
+
+
+class _Startable(Protocol):
+    async def start(self) -> None: ...
+    async def close(self) -> None: ...
+
+
+_Service = TypeVar("_Service", bound=_Startable)
 
 
 class LoopThread:
@@ -46,19 +70,37 @@ class LoopThread:
         self.thread.join(5)
         self.loop.close()
 
+    @contextmanager
+    def started(self, service: _Service) -> Iterator[_Service]:
+        """`await service.start()` on this loop, yield it, `await service.close()` on the way out: a
+        LocalBackend, a KitClient or anything else with async start/close."""
+        self.run(service.start())
+        try:
+            yield service
+        finally:
+            self.run(service.close())
+
+    def __enter__(self) -> LoopThread:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
 
 class AppServer:
-    """Serve an aiohttp Application on 127.0.0.1 (port chosen by the OS) in a LoopThread."""
+    """Serve an aiohttp Application on 127.0.0.1 (port chosen by the OS) in a LoopThread; over TLS with
+    `ssl_context` (then `url` still says http: build the https URL from `port`)."""
 
     def __init__(self, make_app: Callable[[], web.Application],
-                 runner_factory: Callable[..., web.AppRunner] = web.AppRunner) -> None:
+                 runner_factory: Callable[..., web.AppRunner] = web.AppRunner,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
         self.lt = LoopThread()
         self.runner: web.AppRunner | None = None
 
         async def start() -> int:
             self.runner = runner_factory(make_app(), access_log=None, shutdown_timeout=1)
             await self.runner.setup()
-            site = web.TCPSite(self.runner, "127.0.0.1", 0)
+            site = web.TCPSite(self.runner, "127.0.0.1", 0, ssl_context=ssl_context)
             await site.start()
             return int(self.runner.addresses[0][1])
 
@@ -70,6 +112,12 @@ class AppServer:
         if self.runner is not None:
             self.lt.run(self.runner.cleanup())
         self.lt.stop()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
 
 
 class ProxyServer(AppServer):
@@ -130,6 +178,16 @@ def clean_env(**extra: str) -> dict[str, str]:
     """The environment for a proxy subprocess: none of this machine's VISION_PROXY_* or AWS_* settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VISION_PROXY_", "AWS_"))}
     return {**env, **extra}
+
+
+def metric_value(name: str, text: str | None = None, /, **labels: str) -> float:
+    """The sum of the samples called `name` whose labels include `labels` (0 when none match), parsed with
+    prometheus-client's own parser from `text` (a /metrics page) or, by default, this process's registry.
+    Name the sample as exposed: `..._total` for a counter, `..._count`/`..._sum`/`..._bucket` for a histogram."""
+    if text is None:
+        text = generate_latest(REGISTRY).decode()
+    return sum(s.value for family in text_string_to_metric_families(text) for s in family.samples
+               if s.name == name and labels.items() <= s.labels.items())
 
 
 def mapping(action: str, version: str | None = None) -> ActionSpec:

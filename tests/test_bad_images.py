@@ -55,9 +55,8 @@ BAD = {
 
 @pytest.fixture(scope="module")
 def bad() -> Iterator[AppServer]:
-    server = serve_files(BAD)
-    yield server
-    server.close()
+    with serve_files(BAD) as server:
+        yield server
 
 
 def test_the_bombs_are_small():

@@ -26,10 +26,9 @@ OCR = ("RecognizeCharacter", "2019-12-30")
 
 @pytest.fixture(scope="module")
 def limited(kit) -> Iterator[ProxyServer]:
-    server = remote_kit_proxy(kit_url=kit[1].url, caller_keys=KEYS,
-                              caller_limits={"busy": {"concurrency": 2}, "noisy": {"qps": 0.01}})
-    yield server
-    server.close()
+    with remote_kit_proxy(kit_url=kit[1].url, caller_keys=KEYS,
+                          caller_limits={"busy": {"concurrency": 2}, "noisy": {"qps": 0.01}}) as server:
+        yield server
 
 
 def ocr(proxy: ProxyServer, images: AppServer, key: str) -> tuple[int, dict]:

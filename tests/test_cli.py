@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -13,32 +11,23 @@ from alibabacloud_ocr20191230 import models as ocr_models
 
 from tests import sdk
 from tests.harness import clean_env, free_port
+from tests.processes import ProxyProcess, proxy_process
 from tests.test_sdk_ocr import assert_lines_found
 
 
 @pytest.fixture(scope="module")
-def served() -> Iterator[int]:
-    port = free_port()
-    env = clean_env(VISION_PROXY_CALLER_KEYS="testid:testsecret", VISION_PROXY_FETCH_ALLOW="127.0.0.1/32")
-    proc = subprocess.Popen([sys.executable, "-m", "proxy", "serve", "--port", str(port)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-            time.sleep(0.2)
-    yield port
-    proc.terminate()
-    out, _ = proc.communicate(timeout=20)
-    assert proc.returncode == 0, out
+def served() -> Iterator[ProxyProcess]:
+    with proxy_process({"VISION_PROXY_CALLER_KEYS": "testid:testsecret",
+                        "VISION_PROXY_FETCH_ALLOW": "127.0.0.1/32"}) as proc:
+        yield proc
+        code = proc.stop(timeout=20)
+        out = proc.output()
+    assert code == 0, out
     assert "testsecret" not in out  # secrets never logged
 
 
 def test_served_process_reads_a_real_image(served, images):
-    client = sdk.ocr(f"127.0.0.1:{served}")
+    client = sdk.ocr(served.endpoint)
     resp = client.recognize_character(ocr_models.RecognizeCharacterRequest(
         image_url=f"{images.url}/text.png", min_height=10, output_probability=True))
     assert_lines_found([r.text for r in resp.body.data.results])

@@ -17,9 +17,8 @@ from tests.harness import ProxyServer
 @pytest.fixture(scope="module")
 def strict_proxy() -> Iterator[ProxyServer]:
     """No fetch allow-list (loopback is refused) and a small body cap."""
-    server = ProxyServer(caller_keys="testid:testsecret", max_body_bytes=64 * 1024, fetch_timeout_seconds=2)
-    yield server
-    server.close()
+    with ProxyServer(caller_keys="testid:testsecret", max_body_bytes=64 * 1024, fetch_timeout_seconds=2) as server:
+        yield server
 
 
 def recognize_character(endpoint: str, url: str, min_height: int | None = 10) -> ClientException:
@@ -123,11 +122,8 @@ def test_oversized_body_answered_not_dropped(strict_proxy):
                                  "http://[::1/x.png"])
 def test_pass_url_mode_guards_urls_too(images, url):
     """In pass-url mode the kit fetches the URL, so the proxy refuses what its own fetcher would."""
-    server = ProxyServer(caller_keys="testid:testsecret", image_mode="pass-url")
-    try:
+    with ProxyServer(caller_keys="testid:testsecret", image_mode="pass-url") as server:
         err = recognize_character(server.endpoint, url.format(port=images.port))
-    finally:
-        server.close()
     assert (err.code, err.status_code) == ("InvalidImage.URL", 400)
 
 

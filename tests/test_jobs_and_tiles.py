@@ -27,10 +27,9 @@ from tests.test_sdk_vision import poll
 @pytest.fixture
 def sr_proxy(kit, tmp_path) -> Iterator[ProxyServer]:
     """Small tiles (64 px for x2: a 160x96 input is 3x2 tiles), one job worker, a 2 s job deadline."""
-    server = remote_kit_proxy(kit_url=kit[1].url, data_dir=tmp_path, sr_tile_size_x2=64, sr_tile_concurrency=2,
-                              job_workers=1, job_queue_size=1, job_deadline_seconds=2, kit_timeout_seconds=5)
-    yield server
-    server.close()
+    with remote_kit_proxy(kit_url=kit[1].url, data_dir=tmp_path, sr_tile_size_x2=64, sr_tile_concurrency=2,
+                          job_workers=1, job_queue_size=1, job_deadline_seconds=2, kit_timeout_seconds=5) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
@@ -115,9 +114,8 @@ def texture_server() -> Iterator[AppServer]:
     texture(200, 150).save(out, "PNG")
     data = out.getvalue()
 
-    server = serve_files({"/t.png": data})
-    yield server
-    server.close()
+    with serve_files({"/t.png": data}) as server:
+        yield server
 
 
 def psnr(a: Image.Image, b: Image.Image) -> float:
@@ -132,15 +130,12 @@ SEAM_PSNR_DB = 32.0
 
 def test_seams_do_not_show(proxy, texture_server, tmp_path_factory):
     """The same local model, once in one pass and once as 64 px tiles, gives the same picture."""
-    tiled = ProxyServer(caller_keys=CALLER_KEYS, fetch_allow="127.0.0.1/32", sr_tile_size_x2=64,
-                        data_dir=tmp_path_factory.mktemp("tiled"))
-    try:
+    with ProxyServer(caller_keys=CALLER_KEYS, fetch_allow="127.0.0.1/32", sr_tile_size_x2=64,
+                     data_dir=tmp_path_factory.mktemp("tiled")) as tiled:
         results = []
         for server in (proxy, tiled):
             url = make(server, f"{texture_server.url}/t.png").body.data.url
             results.append(Image.open(io.BytesIO(requests.get(url, timeout=30).content)).convert("RGB"))
-    finally:
-        tiled.close()
     single, stitched = results
     assert single.size == stitched.size == (400, 300)
     assert psnr(single, stitched) > SEAM_PSNR_DB

@@ -19,9 +19,8 @@ from tests.kit_faults import remote_kit_proxy
 
 @pytest.fixture(scope="module")
 def kit_proxy(kit) -> Iterator[ProxyServer]:
-    server = remote_kit_proxy(kit_url=kit[1].url, kit_timeout_seconds=1.5, max_inflight=1)
-    yield server
-    server.close()
+    with remote_kit_proxy(kit_url=kit[1].url, kit_timeout_seconds=1.5, max_inflight=1) as server:
+        yield server
 
 
 def call(proxy: ProxyServer, images: AppServer):
@@ -81,13 +80,10 @@ def test_oversized_answer_is_not_read_whole(kit, kit_proxy, images):
 
 
 def test_kit_unreachable(images):
-    proxy = remote_kit_proxy(kit_url="http://127.0.0.1:9")  # discard port: nothing listens
-    try:
-        with pytest.raises(ServerException) as exc:
-            call(proxy, images)
-        assert (exc.value.code, exc.value.status_code) == ("ServiceUnavailable", 503)
-    finally:
-        proxy.close()
+    # the discard port: nothing listens
+    with remote_kit_proxy(kit_url="http://127.0.0.1:9") as proxy, pytest.raises(ServerException) as exc:
+        call(proxy, images)
+    assert (exc.value.code, exc.value.status_code) == ("ServiceUnavailable", 503)
 
 
 def test_inflight_cap_throttles_instead_of_queueing(kit, kit_proxy, images):
@@ -115,13 +111,10 @@ def test_no_aws_credentials_answers_service_unavailable(kit, images, monkeypatch
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    proxy = ProxyServer(caller_keys="testid:testsecret", kit_url=kit[1].url, fetch_allow="127.0.0.1/32")
-    try:
+    with ProxyServer(caller_keys="testid:testsecret", kit_url=kit[1].url, fetch_allow="127.0.0.1/32") as proxy:
         with pytest.raises(ServerException) as exc:
             call(proxy, images)
         assert (exc.value.code, exc.value.status_code) == ("ServiceUnavailable", 503)
-    finally:
-        proxy.close()
 
 
 # ---------------------------------------------------------------- the super-resolution route's 200s

@@ -10,10 +10,7 @@ from __future__ import annotations
 import io
 import itertools
 import json
-import subprocess
-import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,14 +18,13 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-import requests
 from aiohttp import web
 from PIL import Image
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests import imagegen, raw
-from tests.harness import AppServer, clean_env, free_port, serve_files
+from tests.harness import AppServer, metric_value, serve_files
 from tests.kit_faults import ACCESS_KEY, FAULTS, REGION, SECRET_KEY, FaultKit
+from tests.processes import ProxyProcess, proxy_process
 
 MiB = 1024 * 1024
 BUDGET = 256 * MiB
@@ -49,55 +45,19 @@ class CyclingKit(FaultKit):
         return await super().handle(request)
 
 
-class Proxy:
-    """`python -m proxy serve` with its log in a file (a pipe would fill up and stall it under load)."""
-
-    def __init__(self, kit_url: str, tmp: Path) -> None:
-        self.port, self.admin = free_port(), free_port()
-        env = clean_env(VISION_PROXY_CALLER_KEYS="testid:testsecret", VISION_PROXY_FETCH_ALLOW="127.0.0.1/32",
-                        VISION_PROXY_KIT_URL=kit_url, VISION_PROXY_AWS_REGION=REGION,
-                        VISION_PROXY_DATA_DIR=str(tmp / "data"), VISION_PROXY_ADMIN_PORT=str(self.admin),
-                        VISION_PROXY_DECODE_BUDGET_BYTES=str(BUDGET), VISION_PROXY_DECODE_WAIT_SECONDS="3",
-                        VISION_PROXY_LOG_LEVEL="warning", AWS_ACCESS_KEY_ID=ACCESS_KEY,
-                        AWS_SECRET_ACCESS_KEY=SECRET_KEY)
-        self.log = (tmp / "proxy.log").open("w")
-        self.proc = subprocess.Popen([sys.executable, "-m", "proxy", "serve", "--port", str(self.port)],
-                                     env=env, stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while not self.ready():
-            assert self.proc.poll() is None and time.monotonic() < deadline, (tmp / "proxy.log").read_text()
-            time.sleep(0.2)
-
-    def ready(self) -> bool:
-        try:
-            return requests.get(f"http://127.0.0.1:{self.admin}/readyz", timeout=5).status_code == 200
-        except requests.ConnectionError:
-            return False
-
-    def memory(self, field: str) -> int:
-        """VmRSS (now) or VmHWM (the peak so far) of the proxy process, in bytes."""
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith(f"{field}:"):
-                return int(line.split()[1]) * 1024
-        raise AssertionError(f"no {field} in /proc/{self.proc.pid}/status")
-
-    def metric(self, name: str) -> float:
-        text = requests.get(f"http://127.0.0.1:{self.admin}/metrics", timeout=5).text
-        return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples if s.name == name)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(30)
-        self.log.close()
+def memory(proc: ProxyProcess, field: str) -> int:
+    """VmRSS (now) or VmHWM (the peak so far) of the proxy process, in bytes."""
+    for line in Path(f"/proc/{proc.proc.pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError(f"no {field} in /proc/{proc.proc.pid}/status")
 
 
 @pytest.fixture(scope="module")
 def kit() -> Iterator[tuple[CyclingKit, AppServer]]:
     fault = CyclingKit()
-    server = AppServer(fault.app)
-    yield fault, server
-    server.close()
+    with AppServer(fault.app) as server:
+        yield fault, server
 
 
 def _upright_bomb() -> bytes:
@@ -112,10 +72,9 @@ def _upright_bomb() -> bytes:
 
 @pytest.fixture(scope="module")
 def files() -> Iterator[AppServer]:
-    server = serve_files({"/text.png": imagegen.text_image("PNG"), "/small.png": imagegen.blank_image(64, 48),
-                          "/truncated.png": imagegen.truncated("PNG")})
-    yield server
-    server.close()
+    with serve_files({"/text.png": imagegen.text_image("PNG"), "/small.png": imagegen.blank_image(64, 48),
+                      "/truncated.png": imagegen.truncated("PNG")}) as server:
+        yield server
 
 
 Request = Callable[[int], tuple[int, dict[str, str], bytes]]
@@ -169,12 +128,16 @@ def _one_answer(status: int, headers: dict[str, str], payload: bytes) -> dict[st
 
 
 def test_64_callers_mixing_valid_calls_bombs_and_faults(kit, files, tmp_path):
-    proxy = Proxy(kit[1].url, tmp_path)
-    try:
+    with proxy_process({"VISION_PROXY_CALLER_KEYS": "testid:testsecret", "VISION_PROXY_FETCH_ALLOW": "127.0.0.1/32",
+                        "VISION_PROXY_KIT_URL": kit[1].url, "VISION_PROXY_AWS_REGION": REGION,
+                        "VISION_PROXY_DATA_DIR": str(tmp_path / "data"),
+                        "VISION_PROXY_DECODE_BUDGET_BYTES": str(BUDGET), "VISION_PROXY_DECODE_WAIT_SECONDS": "3",
+                        "VISION_PROXY_LOG_LEVEL": "warning", "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+                        "AWS_SECRET_ACCESS_KEY": SECRET_KEY}) as proxy:
         mix = _mix(files)
         for kind in ("ocr-url", "ocr-body", "enlarge", "ssrf"):  # warm-up: imports, connections, pools
             _one_answer(*mix[kind][0](proxy.port))
-        baseline = proxy.memory("VmRSS")
+        baseline = memory(proxy, "VmRSS")
         kinds = list(mix)
         answers: list[tuple[str, int, dict[str, Any]]] = []
         lock = threading.Lock()
@@ -190,7 +153,7 @@ def test_64_callers_mixing_valid_calls_bombs_and_faults(kit, files, tmp_path):
         with ThreadPoolExecutor(CALLERS) as pool:
             for future in [pool.submit(caller, i) for i in range(CALLERS)]:
                 future.result(timeout=120)
-        peak = proxy.memory("VmHWM")
+        peak = memory(proxy, "VmHWM")
 
         assert len(answers) == CALLERS * ROUNDS
         assert len({a["RequestId"] for _, _, a in answers}) == len(answers)  # one answer per request
@@ -200,7 +163,6 @@ def test_64_callers_mixing_valid_calls_bombs_and_faults(kit, files, tmp_path):
         codes = {a.get("Code", "OK") for _, _, a in answers}
         assert {"OK", "InvalidImage.Resolution", "InvalidImage.URL", "InvalidImage.Format"} <= codes
         assert peak < baseline + BUDGET, f"peak {peak >> 20} MB, baseline {baseline >> 20} MB"
-        assert proxy.metric("vision_proxy_decode_budget_bytes_in_use") == 0  # every reservation returned
+        # every reservation returned
+        assert metric_value("vision_proxy_decode_budget_bytes_in_use", proxy.metrics()) == 0
         assert proxy.proc.poll() is None
-    finally:
-        proxy.stop()

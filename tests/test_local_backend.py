@@ -23,12 +23,8 @@ from tests.test_sdk_ocr import assert_lines_found
 
 @pytest.fixture(scope="module")
 def backend() -> Iterator[LocalBackend]:
-    lt = LoopThread()
-    local = LocalBackend("cn-northwest-1", "prod", KitRoutes())
-    lt.run(local.start())
-    yield local
-    lt.run(local.close())
-    lt.stop()
+    with LoopThread() as lt, lt.started(LocalBackend("cn-northwest-1", "prod", KitRoutes())) as local:
+        yield local
 
 
 def post(backend: LocalBackend, body: bytes, path: str = "/prod/lite-ocr", creds: Credentials | None = None,
@@ -118,18 +114,12 @@ def test_request_limits_are_api_gateway_and_lambdas(backend, size, status):
 
 def test_an_answer_over_the_lambda_limit_is_api_gateways_502():
     """The limit lowered (a 6 MB OCR answer would need tens of thousands of lines): the same gate."""
-    lt = LoopThread()
-    small = LocalBackend("cn-northwest-1", "prod", KitRoutes(),
-                         limits=KitLimits.model_construct(max_response_bytes=300))
-    lt.run(small.start())
-    try:
+    limits = KitLimits.model_construct(max_response_bytes=300)
+    with LoopThread() as lt, lt.started(LocalBackend("cn-northwest-1", "prod", KitRoutes(), limits=limits)) as small:
         resp = post(small, img_body(imagegen.text_image("PNG")))
         assert (resp.status_code, resp.json()) == (502, {"message": "Internal server error"})
         resp = post(small, b'{"img": "aGVsbG8="}')  # a short 400 still fits
         assert (resp.status_code, resp.text) == (400, "`parameter `img` illegal")
-    finally:
-        lt.run(small.close())
-        lt.stop()
 
 
 @pytest.mark.parametrize("size", [(800, 16), (16, 300), (2000, 30)])

@@ -12,6 +12,7 @@ import io
 import json
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -31,23 +32,17 @@ SEG = "/prod/human-segmentation"
 SR = "/prod/super-resolution-ml"
 
 
-def start_backend() -> tuple[LoopThread, LocalBackend]:
-    lt = LoopThread()
-    local = LocalBackend("cn-northwest-1", "prod", KitRoutes())
-    lt.run(local.start())
-    return lt, local
-
-
-def stop_backend(lt: LoopThread, local: LocalBackend) -> None:
-    lt.run(local.close())
-    lt.stop()
+@contextmanager
+def running_backend(routes: KitRoutes | None = None) -> Iterator[LocalBackend]:
+    """A new embedded backend (models load on first use) on its own loop, closed on the way out."""
+    with LoopThread() as lt, lt.started(LocalBackend("cn-northwest-1", "prod", routes or KitRoutes())) as local:
+        yield local
 
 
 @pytest.fixture(scope="module")
 def backend() -> Iterator[LocalBackend]:
-    lt, local = start_backend()
-    yield local
-    stop_backend(lt, local)
+    with running_backend() as local:
+        yield local
 
 
 def call(backend: LocalBackend, path: str, body: bytes | dict[str, Any]) -> requests.Response:
@@ -196,15 +191,10 @@ def test_super_resolution_odd_sides_are_stretched_back_like_the_kit(backend):
 
 
 def test_routes_follow_the_configured_paths():
-    lt = LoopThread()
-    local = LocalBackend("cn-northwest-1", "prod", KitRoutes(segmentation="seg-x", super_resolution="sr-x"))
-    lt.run(local.start())
-    try:
+    with running_backend(KitRoutes(segmentation="seg-x", super_resolution="sr-x")) as local:
         assert call(local, "/prod/seg-x", {"img": b64png(texture(32, 32))}).status_code == 200
         assert call(local, "/prod/sr-x", {"img": b64png(texture(16, 16))}).status_code == 200
         assert call(local, SEG, {"img": b64png(texture(32, 32))}).status_code == 403
-    finally:
-        stop_backend(lt, local)
 
 
 # ---------------------------------------------------------------- a model that cannot run answers an error
@@ -212,27 +202,21 @@ def test_routes_follow_the_configured_paths():
 
 def test_missing_native_libraries_give_503_with_the_reason_not_a_fake_image(monkeypatch):
     monkeypatch.setattr(superres, "NATIVE_LIBS", {"libvulkan.so.1": "libvulkan1", "libnot-here.so.7": "libnothere7"})
-    lt, local = start_backend()  # a new backend: models load on first use
-    try:
+    with running_backend() as local:  # a new backend: models load on first use
         resp = call(local, SR, {"img": b64png(texture(16, 16))})  # SageMaker's 503, passed through as 200
         assert (resp.status_code, resp.json()) == (200, {"message": "Service Unavailable"})
         assert "x-local-model" not in resp.headers
         assert "libnothere7" in resp.headers["x-local-model-unavailable"]
         monkeypatch.undo()  # the libraries "arrive": the next call loads the model, no restart needed
         assert result_image(call(local, SR, {"img": b64png(texture(16, 16))})).size == (32, 32)
-    finally:
-        stop_backend(lt, local)
 
 
 def test_missing_mediapipe_gives_503_with_the_reason(monkeypatch):
     monkeypatch.setitem(sys.modules, "mediapipe.python.solutions", None)  # makes the import fail
-    lt, local = start_backend()
-    try:
+    with running_backend() as local:
         resp = call(local, SEG, {"img": b64png(texture(32, 32))})
         assert resp.status_code == 503 and "x-local-model" not in resp.headers
         assert "mediapipe" in resp.headers["x-local-model-unavailable"]
-    finally:
-        stop_backend(lt, local)
 
 
 # ---------------------------------------------------------------- the kit's crash shapes

@@ -6,11 +6,11 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from prometheus_client import REGISTRY
 
 from proxy.aliyun.errors import AliyunError
 from proxy.aliyun.nonce_memory import FREEZE, MemoryNonceStore
 from proxy.config import Settings
+from tests.harness import metric_value
 
 WINDOW = 900
 
@@ -23,8 +23,8 @@ class Clock:
         return self.now
 
 
-def fill() -> float | None:
-    return REGISTRY.get_sample_value("vision_proxy_nonce_store_fill_ratio")
+def fill() -> float:
+    return metric_value("vision_proxy_nonce_store_fill_ratio")
 
 
 def test_replays_refused_until_expiry_across_merges():
@@ -74,7 +74,7 @@ def test_default_store_holds_a_full_window_at_full_throughput(rate):
         for i in range(claims):
             clock.now += 1 / rate
             assert await store.claim(f"LTAI5t{i % 50}\n{i:032x}", clock.now + WINDOW), i
-        assert fill() is not None and 0.3 < fill() < 0.8  # type: ignore[operator]
+        assert 0.3 < fill() < 0.8
         assert len(store) <= rate * (WINDOW + 11)  # expired nonces left memory
         for i in (claims - 1, claims - rate * (WINDOW - 10)):  # the newest and one 14.8 minutes old
             assert not await store.claim(f"LTAI5t{i % 50}\n{i:032x}", clock.now + WINDOW)

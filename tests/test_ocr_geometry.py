@@ -36,10 +36,9 @@ def boards() -> dict[str, tuple[bytes, list[tuple[str, float, float]]]]:
 @pytest.fixture(scope="module")
 def files(boards) -> Iterator[AppServer]:
     thin = imagegen.board([("thin strip 2024", 10, 2, 20)], (2000, 30))[0]
-    server = serve_files({path: data for path, (data, _) in boards.items()}
-                         | {"/notimage.txt": b"plain text\n" * 9, "/thin.png": thin})
-    yield server
-    server.close()
+    with serve_files({path: data for path, (data, _) in boards.items()}
+                     | {"/notimage.txt": b"plain text\n" * 9, "/thin.png": thin}) as server:
+        yield server
 
 
 def _centres_match(found: list[tuple[str, float, float]], drawn: list[tuple[str, float, float]]) -> None:
@@ -109,9 +108,8 @@ def test_min_height_filters_thin_lines_when_tilted(proxy, files, boards, angle):
 
 @pytest.fixture(scope="module")
 def pass_url_proxy() -> Iterator[ProxyServer]:
-    server = ProxyServer(caller_keys="testid:testsecret", image_mode="pass-url", fetch_allow="127.0.0.1/32")
-    yield server
-    server.close()
+    with ProxyServer(caller_keys="testid:testsecret", image_mode="pass-url", fetch_allow="127.0.0.1/32") as server:
+        yield server
 
 
 def test_pass_url_mode_tilted_lines_have_their_centres(pass_url_proxy, files, boards):

@@ -45,16 +45,14 @@ def made() -> dict[str, tuple[bytes, list[tuple[str, float, float]]]]:
 
 @pytest.fixture(scope="module")
 def big_proxy() -> Iterator[ProxyServer]:
-    server = ProxyServer(caller_keys="testid:testsecret", fetch_allow="127.0.0.1/32", kit_timeout_seconds=60)
-    yield server
-    server.close()
+    with ProxyServer(caller_keys="testid:testsecret", fetch_allow="127.0.0.1/32", kit_timeout_seconds=60) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
 def files(made) -> Iterator[AppServer]:
-    server = serve_files({f"/{name}": data for name, (data, _) in made.items()})
-    yield server
-    server.close()
+    with serve_files({f"/{name}": data for name, (data, _) in made.items()}) as server:
+        yield server
 
 
 def _client(proxy: ProxyServer) -> OcrApiClient:
@@ -101,13 +99,10 @@ def test_shrunk_only_as_far_as_needed_and_mapped_back(made):
     """A budget even a q85 JPEG misses (limits lowered to 1.2 MB, for the proxy and the embedded backend
     alike): the image is shrunk, and the boxes still land in the caller's 2300x1450 pixels."""
     limits = KitLimits(max_request_bytes=1_200_000)
-    server = ProxyServer(caller_keys="testid:testsecret", kit_timeout_seconds=60, kit_limits=limits)
-    try:
+    with ProxyServer(caller_keys="testid:testsecret", kit_timeout_seconds=60, kit_limits=limits) as server:
         data, drawn = made["png-8mb"]
         resp = _client(server).recognize_general(api_models.RecognizeGeneralRequest(body=io.BytesIO(data)))
         _check(json.loads(resp.body.data), CASES["png-8mb"][0], drawn)
-    finally:
-        server.close()
 
 
 def test_a_truncated_image_over_the_budget_is_invalid_format(big_proxy, made):

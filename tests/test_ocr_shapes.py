@@ -41,9 +41,8 @@ PNGS = {size: _png(size) for size in SIZES}
 
 @pytest.fixture(scope="module")
 def shapes() -> Iterator[AppServer]:
-    server = serve_files({f"/{w}x{h}.png": data for (w, h), data in PNGS.items()})
-    yield server
-    server.close()
+    with serve_files({f"/{w}x{h}.png": data for (w, h), data in PNGS.items()}) as server:
+        yield server
 
 
 def outcome(call: Callable[[], Any]) -> str:

@@ -24,8 +24,6 @@ def test_compare_a_folder(tmp_path):
     from tests.harness import AppServer, clean_env
 
     fake = FakeAliyun()
-    server = AppServer(fake.app)
-    fake.base_url = server.url
     folder = tmp_path / "poc"
     folder.mkdir()
 
@@ -34,23 +32,20 @@ def test_compare_a_folder(tmp_path):
         app.router.add_static("/poc/", folder)
         return app
 
-    files = AppServer(static)
     (folder / "board-1.png").write_bytes(imagegen.text_image("PNG"))
     (folder / "board-2.jpg").write_bytes(imagegen.text_image("JPEG"))
     (folder / "notes.txt").write_text("not an image")
-    env = clean_env()
-    env.update(VISION_PROXY_DATA_DIR=str(tmp_path / "data"), VISION_PROXY_FETCH_ALLOW="127.0.0.1/32",
-               VISION_PROXY_ALIYUN_ENDPOINTS=json.dumps({"ocr": server.url, "ocr-api": server.url}))
     calls = 2 * len(OCR_ACTIONS)  # two images each
-    try:
+    with AppServer(fake.app) as server, AppServer(static) as files:
+        fake.base_url = server.url
+        env = clean_env()
+        env.update(VISION_PROXY_DATA_DIR=str(tmp_path / "data"), VISION_PROXY_FETCH_ALLOW="127.0.0.1/32",
+                   VISION_PROXY_ALIYUN_ENDPOINTS=json.dumps({"ocr": server.url, "ocr-api": server.url}))
         proc = subprocess.run(
             [sys.executable, "-m", "proxy", "compare", str(folder), "--actions", ",".join(OCR_ACTIONS),
              "--url-prefix", f"{files.url}/poc", "--aliyun-key", ":".join(ALIYUN_KEY),
              "--out", str(tmp_path / "poc.html")],
             env=env, capture_output=True, text=True, timeout=300)
-    finally:
-        server.close()
-        files.close()
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "comparing" in proc.stderr and f"{calls}/{calls}" in proc.stderr  # the progress bar
     assert all(r["verdict"] == "ok" for r in fake.received) and len(fake.received) == calls

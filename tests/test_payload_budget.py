@@ -31,16 +31,14 @@ def _noise(w: int, h: int, fmt: str) -> bytes:
 
 @pytest.fixture(scope="module")
 def pictures() -> Iterator[str]:
-    server = serve_files({"/sr.png": _noise(400, 300, "PNG"), "/seg.png": _noise(1400, 900, "PNG")})
-    yield server.url
-    server.close()
+    with serve_files({"/sr.png": _noise(400, 300, "PNG"), "/seg.png": _noise(1400, 900, "PNG")}) as server:
+        yield server.url
 
 
 @pytest.fixture(scope="module")
 def small_kit_proxy(kit) -> Iterator[ProxyServer]:
-    server = remote_kit_proxy(kit_url=kit[1].url, kit_limits=LIMITS, kit_timeout_seconds=30)
-    yield server
-    server.close()
+    with remote_kit_proxy(kit_url=kit[1].url, kit_limits=LIMITS, kit_timeout_seconds=30) as server:
+        yield server
 
 
 def test_every_tile_and_its_answer_fit(kit, small_kit_proxy, pictures):

@@ -12,13 +12,12 @@ import pytest
 from alibabacloud_imageseg20191230 import models as seg
 from alibabacloud_ocr_api20210707 import models as api_models
 from alibabacloud_tea_openapi.exceptions import AlibabaCloudException
-from prometheus_client import REGISTRY
 
 from proxy.aliyun.errors import AliyunError
 from proxy.pixels import PixelBudget, comparison_bytes, enlargement_bytes, matting_bytes, rotation_bytes
 from tests import imagegen, sdk
 from tests.conftest import CALLER_KEYS
-from tests.harness import AppServer, ProxyServer, serve_files
+from tests.harness import AppServer, ProxyServer, metric_value, serve_files
 
 MiB = 1024 * 1024
 
@@ -111,22 +110,20 @@ def test_shadow_scoring_is_costed_from_the_result_headers():
 
 @pytest.fixture(scope="module")
 def small_budget(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProxyServer]:
-    server = ProxyServer(caller_keys=CALLER_KEYS, fetch_allow="127.0.0.1/32", decode_budget_bytes=64 * MiB,
-                         decode_wait_seconds=60, data_dir=tmp_path_factory.mktemp("budget-results"))
-    yield server
-    server.close()
+    with ProxyServer(caller_keys=CALLER_KEYS, fetch_allow="127.0.0.1/32", decode_budget_bytes=64 * MiB,
+                     decode_wait_seconds=60, data_dir=tmp_path_factory.mktemp("budget-results")) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
 def files() -> Iterator[AppServer]:
-    server = serve_files({"/hd-declared.png": imagegen.declaring(5000, 5000, "PNG"),
-                          "/small.png": imagegen.blank_image(64, 48)})
-    yield server
-    server.close()
+    with serve_files({"/hd-declared.png": imagegen.declaring(5000, 5000, "PNG"),
+                      "/small.png": imagegen.blank_image(64, 48)}) as server:
+        yield server
 
 
 def _refusals(reason: str) -> float:
-    return REGISTRY.get_sample_value("vision_proxy_decode_budget_refusals_total", {"reason": reason}) or 0.0
+    return metric_value("vision_proxy_decode_budget_refusals_total", reason=reason)
 
 
 def _raw_general(endpoint: str, body: bytes) -> AlibabaCloudException:

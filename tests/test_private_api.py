@@ -10,17 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import ssl
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
-from aiohttp import web
 from alibabacloud_ocr20191230 import models as ocr_models
 from alibabacloud_tea_openapi.exceptions import ServerException
 from botocore.credentials import Credentials
@@ -28,10 +24,10 @@ from botocore.credentials import Credentials
 from proxy.config import ConfigError, KitRoutes, load_settings
 from proxy.kit.local.server import LocalBackend, PrivateApi
 from proxy.kit.sigv4 import sign
-from proxy.observability import metrics
 from proxy.results import S3ResultStore
 from tests import sdk
-from tests.harness import LoopThread, ProxyServer, clean_env, free_port, proxy_with_aws_keys
+from tests.harness import AppServer, LoopThread, ProxyServer, metric_value, proxy_with_aws_keys
+from tests.processes import proxy_process
 
 REGION = "cn-northwest-1"
 API = PrivateApi(api_id="abc123defg", vpce_id="vpce-0abc123def4567890", region=REGION)
@@ -39,12 +35,8 @@ API = PrivateApi(api_id="abc123defg", vpce_id="vpce-0abc123def4567890", region=R
 
 @pytest.fixture(scope="module")
 def backend() -> Iterator[LocalBackend]:
-    lt = LoopThread()
-    local = LocalBackend(REGION, "prod", KitRoutes(), private=API)
-    lt.run(local.start())
-    yield local
-    lt.run(local.close())
-    lt.stop()
+    with LoopThread() as lt, lt.started(LocalBackend(REGION, "prod", KitRoutes(), private=API)) as local:
+        yield local
 
 
 
@@ -79,26 +71,20 @@ def recognize(proxy: ProxyServer, images: Any) -> Any:
 
 @pytest.mark.parametrize("way", WAYS)
 def test_each_documented_way_reaches_the_private_api(backend, images, way):
-    proxy = private_proxy(backend, **WAYS[way])
-    try:
+    with private_proxy(backend, **WAYS[way]) as proxy:
         resp = recognize(proxy, images)
-    finally:
-        proxy.close()
     assert resp.status_code == 200 and resp.body.data.results
 
 
 @pytest.mark.parametrize("wrong", WRONG)
 def test_a_wrong_combination_is_refused_as_service_unavailable(backend, images, wrong):
-    refused = metrics.KIT_CALLS.labels("ocr", "403")
-    before = refused._value.get()
-    proxy = private_proxy(backend, **WRONG[wrong])
-    try:
-        with pytest.raises(ServerException) as exc:
-            recognize(proxy, images)
-    finally:
-        proxy.close()
+    refused = {"route": "ocr", "status": "403"}
+    before = metric_value("vision_proxy_kit_calls_total", **refused)
+    with private_proxy(backend, **WRONG[wrong]) as proxy, pytest.raises(ServerException) as exc:
+        recognize(proxy, images)
     assert (exc.value.code, exc.value.status_code) == ("ServiceUnavailable", 503)
-    assert refused._value.get() == before + 1  # the gateway's 403, not a connection failure
+    # the gateway's 403, not a connection failure
+    assert metric_value("vision_proxy_kit_calls_total", **refused) == before + 1
 
 
 def test_host_and_api_id_are_sent_as_signed():
@@ -142,12 +128,9 @@ def test_s3_result_urls_go_through_the_configured_endpoint(monkeypatch, endpoint
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAEXAMPLEEXAMPLE01")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "example-secret")
     store = S3ResultStore("vision-results", "r/", 60, REGION, endpoint, style)
-    client = store._make_client()
-    try:
+    with closing(store._make_client()) as client:
         url = client.generate_presigned_url("get_object", Params={"Bucket": "vision-results",
                                                                   "Key": store._result_key("k1", 1)})
-    finally:
-        client.close()
     assert url.startswith(url_start) and f"%2F{REGION}%2Fs3%2Faws4_request" in url
 
 
@@ -187,42 +170,16 @@ def test_tls_checks_the_endpoints_name_while_host_names_the_api(backend, images,
     ca, leaf, key = _tls_files(tmp_path)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(leaf, key)
-    lt = LoopThread()
-
-    async def start() -> tuple[web.AppRunner, int]:
-        runner = web.AppRunner(backend.app(), access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
-        await site.start()
-        return runner, int(runner.addresses[0][1])
-
-    runner, tls_port = lt.run(start())
-    port, admin = free_port(), free_port()
-    env = clean_env()
-    env.update(VISION_PROXY_CALLER_KEYS="testid:testsecret", VISION_PROXY_FETCH_ALLOW="127.0.0.1/32",
-               VISION_PROXY_AWS_REGION=REGION, VISION_PROXY_DATA_DIR=str(tmp_path / "data"),
-               VISION_PROXY_ADMIN_PORT=str(admin), VISION_PROXY_KIT_URL=f"https://{API.vpce_host}",
-               VISION_PROXY_KIT_API_ID=API.api_id, VISION_PROXY_KIT_CONNECT_URL=f"https://localhost:{tls_port}",
-               AWS_ACCESS_KEY_ID=backend.credentials.access_key,
-               AWS_SECRET_ACCESS_KEY=backend.credentials.secret_key, SSL_CERT_FILE=str(ca))
-    proc = subprocess.Popen([sys.executable, "-m", "proxy", "serve", "--port", str(port)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if requests.get(f"http://127.0.0.1:{admin}/readyz", timeout=2).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline
-            time.sleep(0.2)
-        resp = sdk.ocr(f"127.0.0.1:{port}").recognize_character(ocr_models.RecognizeCharacterRequest(
+    with AppServer(backend.app, ssl_context=context) as tls, proxy_process({
+            "VISION_PROXY_CALLER_KEYS": "testid:testsecret", "VISION_PROXY_FETCH_ALLOW": "127.0.0.1/32",
+            "VISION_PROXY_AWS_REGION": REGION, "VISION_PROXY_DATA_DIR": str(tmp_path / "data"),
+            "VISION_PROXY_KIT_URL": f"https://{API.vpce_host}", "VISION_PROXY_KIT_API_ID": API.api_id,
+            "VISION_PROXY_KIT_CONNECT_URL": f"https://localhost:{tls.port}",
+            "AWS_ACCESS_KEY_ID": backend.credentials.access_key,
+            "AWS_SECRET_ACCESS_KEY": backend.credentials.secret_key, "SSL_CERT_FILE": str(ca)}) as served:
+        resp = sdk.ocr(served.endpoint).recognize_character(ocr_models.RecognizeCharacterRequest(
             image_url=f"{images.url}/text.png", min_height=10, output_probability=True))
         assert resp.status_code == 200 and resp.body.data.results
-    finally:
-        proc.terminate()
-        output = proc.communicate(timeout=30)[0].decode(errors="replace")
-        lt.run(runner.cleanup())
-        lt.stop()
+        served.stop()
+        output = served.output()
     assert "kit.unreachable" not in output

@@ -16,10 +16,9 @@ from redis.asyncio import Redis
 from proxy.aliyun.errors import AliyunError
 from proxy.aliyun.nonces import RedisNonceStore
 from proxy.config import load_settings
-from proxy.observability import metrics
 from tests import raw
 from tests.conftest import CALLER_KEYS
-from tests.harness import ProxyServer
+from tests.harness import ProxyServer, metric_value
 from tests.redisserver import RedisServer, running_redis
 
 
@@ -31,8 +30,7 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 
 def errors(outcome: str) -> float:
     """Failures counted with this outcome, whatever their stage."""
-    return sum(metrics.NONCE_STORE_ERRORS.labels(outcome, stage)._value.get()
-               for stage in ("pool", "connect", "command"))
+    return metric_value("vision_proxy_nonce_store_errors_total", outcome=outcome)
 
 
 def store_for(url: str, fail_open: bool = False, prefix: str = "vision-proxy:nonce:") -> RedisNonceStore:
@@ -103,7 +101,7 @@ async def test_a_full_pool_is_counted_apart_from_redis_failures(black_hole):
     with a shorter budget, never gets a connection and says so (stage pool), so an operator can tell a
     small pool from a sick Redis."""
     store = RedisNonceStore(black_hole, connect_timeout=5, command_timeout=5, budget=1.5, pool_size=2)
-    before = {stage: metrics.NONCE_STORE_ERRORS.labels("refused", stage)._value.get()
+    before = {stage: metric_value("vision_proxy_nonce_store_errors_total", outcome="refused", stage=stage)
               for stage in ("pool", "connect", "command")}
     try:
         holders = [asyncio.create_task(store.claim(f"testid\nn{i}", time.time() + 900)) for i in range(2)]
@@ -116,7 +114,8 @@ async def test_a_full_pool_is_counted_apart_from_redis_failures(black_hole):
         await store.close()
     assert third.value.code == "ServiceUnavailable"
     assert all(isinstance(o, AliyunError) and o.code == "ServiceUnavailable" for o in outcomes), outcomes
-    after = {stage: metrics.NONCE_STORE_ERRORS.labels("refused", stage)._value.get() for stage in before}
+    after = {stage: metric_value("vision_proxy_nonce_store_errors_total", outcome="refused", stage=stage)
+             for stage in before}
     grew = {stage: after[stage] - before[stage] for stage in before}
     # redis-py sends CLIENT SETINFO on connect, so a hung Redis may hang in `connect` rather than `command`.
     assert grew["pool"] == 1 and grew["connect"] + grew["command"] == 2, grew
@@ -146,9 +145,8 @@ def outcome(port: int, params: dict[str, str]) -> str:
 def test_outage_and_recovery_through_the_proxy(tmp_path):
     """Two in-process replicas share Redis; Redis stops (ServiceUnavailable, fast), then comes back."""
     with running_redis(tmp_path) as redis_server:
-        a, b = (ProxyServer(caller_keys=CALLER_KEYS, redis_url=redis_server.url, data_dir=tmp_path / "data")
-                for _ in range(2))
-        try:
+        settings = {"caller_keys": CALLER_KEYS, "redis_url": redis_server.url, "data_dir": tmp_path / "data"}
+        with ProxyServer(**settings) as a, ProxyServer(**settings) as b:
             params = unknown_job()
             assert outcome(a.port, params) == "InvalidParameter.JobId"  # passed authentication on A
             assert outcome(b.port, params) == "SignatureNonceUsed"  # the same request replayed to B
@@ -160,25 +158,18 @@ def test_outage_and_recovery_through_the_proxy(tmp_path):
             fresh = unknown_job()
             assert outcome(b.port, fresh) == "InvalidParameter.JobId"
             assert outcome(a.port, fresh) == "SignatureNonceUsed"
-        finally:
-            a.close()
-            b.close()
 
 
 def test_fail_open_proxy_accepts_replays_while_redis_is_down(tmp_path, closed_port):
-    proxy = ProxyServer(caller_keys=CALLER_KEYS, redis_url=closed_port, redis_fail_open=True,
-                        data_dir=tmp_path)
-    try:
+    with ProxyServer(caller_keys=CALLER_KEYS, redis_url=closed_port, redis_fail_open=True,
+                     data_dir=tmp_path) as proxy:
         params = unknown_job()
         assert outcome(proxy.port, params) == "InvalidParameter.JobId"
         assert outcome(proxy.port, params) == "InvalidParameter.JobId"  # replay accepted: the risk taken
-    finally:
-        proxy.close()
 
 
 def pool_waits() -> float:
-    return next(sample.value for metric in metrics.NONCE_POOL_WAIT.collect() for sample in metric.samples
-                if sample.name.endswith("_count"))
+    return metric_value("vision_proxy_nonce_store_pool_wait_seconds_count")
 
 
 async def burst(port: int, count: int) -> list[str]:
@@ -194,13 +185,10 @@ async def burst(port: int, count: int) -> list[str]:
 
 def test_a_burst_through_the_proxy_waits_for_the_pool_and_none_is_refused(redis_server, tmp_path):
     """200 callers at once, against a small pool: each waits for a connection, none is refused."""
-    proxy = ProxyServer(caller_keys=CALLER_KEYS, redis_url=redis_server.url, redis_pool_size=4,
-                        data_dir=tmp_path)
-    refused, waits = errors("refused"), pool_waits()
-    try:
+    with ProxyServer(caller_keys=CALLER_KEYS, redis_url=redis_server.url, redis_pool_size=4,
+                     data_dir=tmp_path) as proxy:
+        refused, waits = errors("refused"), pool_waits()
         codes = asyncio.run(burst(proxy.port, 200))
-    finally:
-        proxy.close()
     assert codes.count("InvalidParameter.JobId") == 200, {c: codes.count(c) for c in set(codes)}
     assert errors("refused") == refused
     assert pool_waits() >= waits + 200  # every claim went through the bounded pool

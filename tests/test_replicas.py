@@ -8,11 +8,8 @@ from __future__ import annotations
 import io
 import json
 import secrets
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,41 +21,9 @@ from PIL import Image
 from tests import raw, sdk
 from tests.conftest import CALLER_KEYS
 from tests.harness import AppServer, clean_env, free_port, serve_files
+from tests.processes import ProxyProcess
 from tests.redisserver import RedisServer, running_redis
 from tests.s3server import BUCKET, REGION, S3_KEY_ID, S3_SECRET
-
-
-class Replica:
-    """One proxy process with its own embedded backend (no kit_url)."""
-
-    def __init__(self, name: str, env: dict[str, str], port: int, log_dir: Path) -> None:
-        self.name, self.port, self.admin = name, port, free_port()
-        self.endpoint = f"127.0.0.1:{port}"
-        self.log_path = log_dir / f"replica-{name}.log"
-        with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "proxy", "serve", "--port", str(port)],
-                env={**env, "VISION_PROXY_ADMIN_PORT": str(self.admin)},
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-
-    def wait_ready(self, deadline: float) -> None:
-        while True:
-            try:
-                if requests.get(f"http://127.0.0.1:{self.admin}/readyz", timeout=2).status_code == 200:
-                    return
-            except requests.ConnectionError:
-                pass
-            assert self.proc.poll() is None and time.monotonic() < deadline, self.log_path.read_text()[-3000:]
-            time.sleep(0.2)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 @pytest.fixture(scope="module")
@@ -72,14 +37,13 @@ def portrait() -> Iterator[AppServer]:
     with cbook.get_sample_data("grace_hopper.jpg") as f:
         data = f.read()
 
-    server = serve_files({"/person.jpg": data})
-    yield server
-    server.close()
+    with serve_files({"/person.jpg": data}) as server:
+        yield server
 
 
 @pytest.fixture(scope="module", params=["s3", "local"])
 def replicas(request: pytest.FixtureRequest, redis_server: RedisServer,
-             tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Replica, Replica]]:
+             tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ProxyProcess, ProxyProcess]]:
     tmp = tmp_path_factory.mktemp(f"replicas-{request.param}")
     port_a, port_b = free_port(), free_port()
     env = clean_env()
@@ -96,15 +60,11 @@ def replicas(request: pytest.FixtureRequest, redis_server: RedisServer,
         # One key and one volume for both; the URL names the load balancer, played here by replica B.
         env.update(VISION_PROXY_RESULT_SIGNING_KEY=secrets.token_urlsafe(32),
                    VISION_PROXY_PUBLIC_BASE_URL=f"http://127.0.0.1:{port_b}")
-    a, b = Replica("a", env, port_a, tmp), Replica("b", env, port_b, tmp)
-    try:
-        deadline = time.monotonic() + 90
-        a.wait_ready(deadline)
-        b.wait_ready(deadline)
+    # both start at once; both are stopped however the start-up ends
+    with ProxyProcess(env, port=port_a) as a, ProxyProcess(env, port=port_b) as b:
+        a.wait_ready(90)
+        b.wait_ready(90)
         yield a, b
-    finally:
-        a.stop()
-        b.stop()
 
 
 def test_a_request_replayed_to_the_other_replica_is_refused(replicas):

@@ -13,6 +13,7 @@ import functools
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,23 +75,21 @@ def _use_test_aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(params=["local", "s3"])
 async def backend(request: pytest.FixtureRequest, tmp_path: Path,
                   monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Backend]:
-    proxy: ProxyServer | None = None
-    if request.param == "local":
-        settings: dict[str, Any] = {"data_dir": str(tmp_path / "data"), "result_signing_key": SIGNING_KEY}
-        # The serving replica: a real proxy (its own cleanup kept out of the way of the tests' counts).
-        proxy = ProxyServer(**settings, result_cleanup_interval_seconds=3600)
-        b = Backend("local", settings, proxy.url)
-    else:
-        endpoint = request.getfixturevalue("s3_endpoint")
-        _use_test_aws_credentials(monkeypatch)
-        settings = {"result_store": "s3", "s3_bucket": BUCKET, "s3_prefix": f"test-{uuid.uuid4().hex}",
-                    "s3_endpoint_url": endpoint, "s3_region": REGION, "s3_addressing_style": "path"}
-        b = Backend("s3", settings, "http://proxy-as-the-caller-saw-it:8080")
-    yield b
-    for store in b.stores:
-        await store.close()
-    if proxy is not None:
-        proxy.close()
+    with ExitStack() as servers:
+        if request.param == "local":
+            settings: dict[str, Any] = {"data_dir": str(tmp_path / "data"), "result_signing_key": SIGNING_KEY}
+            # The serving replica: a real proxy (its own cleanup kept out of the way of the tests' counts).
+            proxy = servers.enter_context(ProxyServer(**settings, result_cleanup_interval_seconds=3600))
+            b = Backend("local", settings, proxy.url)
+        else:
+            endpoint = request.getfixturevalue("s3_endpoint")
+            _use_test_aws_credentials(monkeypatch)
+            settings = {"result_store": "s3", "s3_bucket": BUCKET, "s3_prefix": f"test-{uuid.uuid4().hex}",
+                        "s3_endpoint_url": endpoint, "s3_region": REGION, "s3_addressing_style": "path"}
+            b = Backend("s3", settings, "http://proxy-as-the-caller-saw-it:8080")
+        yield b
+        for store in b.stores:
+            await store.close()
 
 
 async def fetch(url: str) -> tuple[int, str, bytes]:
@@ -237,10 +236,9 @@ async def test_keys_that_could_escape_are_rejected(backend: Backend, key: str) -
 
 @pytest.fixture
 def local_proxy(tmp_path: Path) -> Iterator[ProxyServer]:
-    server = ProxyServer(data_dir=str(tmp_path / "data"), result_signing_key=SIGNING_KEY, result_ttl_seconds=1,
-                         result_cleanup_interval_seconds=0.2)
-    yield server
-    server.close()
+    with ProxyServer(data_dir=str(tmp_path / "data"), result_signing_key=SIGNING_KEY, result_ttl_seconds=1,
+                     result_cleanup_interval_seconds=0.2) as server:
+        yield server
 
 
 async def raw_get(server: ProxyServer, target: str) -> tuple[int, bytes]:
@@ -291,9 +289,8 @@ async def test_app_uses_its_store_and_cleans_it_periodically(local_proxy: ProxyS
 
 def test_app_with_the_s3_store(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
     _use_test_aws_credentials(monkeypatch)
-    server = ProxyServer(result_store="s3", s3_bucket=BUCKET, s3_endpoint_url=s3_endpoint,
-                         s3_addressing_style="path", s3_prefix="wiring")
-    try:
+    with ProxyServer(result_store="s3", s3_bucket=BUCKET, s3_endpoint_url=s3_endpoint,
+                     s3_addressing_style="path", s3_prefix="wiring") as server:
         store = server.services.backends.results
         assert isinstance(store, S3ResultStore)
         assert (store.region, store.prefix) == ("cn-northwest-1", "wiring/")  # region defaults to aws_region
@@ -301,8 +298,6 @@ def test_app_with_the_s3_store(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch
         response = requests.get(url, timeout=5)
         assert (response.status_code, response.content) == (200, b"\x89PNG-ish")
         assert requests.get(f"{server.url}/results/k.png", timeout=5).status_code != 200  # no local route
-    finally:
-        server.close()
 
 
 async def test_random_signing_key_warns(tmp_path: Path) -> None:

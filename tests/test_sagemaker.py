@@ -69,19 +69,15 @@ class Front:
 
 @pytest.fixture(scope="module")
 def backend() -> Iterator[LocalBackend]:
-    lt = LoopThread()
-    local = LocalBackend(REGION, "prod", KitRoutes())
-    lt.run(local.start())
-    yield local
-    lt.run(local.close())
-    lt.stop()
+    with LoopThread() as lt, lt.started(LocalBackend(REGION, "prod", KitRoutes())) as local:
+        yield local
 
 
 @pytest.fixture(scope="module")
 def front(backend: LocalBackend) -> Iterator[Front]:
     served = Front(backend)
-    yield served
-    served.server.close()
+    with served.server:
+        yield served
 
 
 @pytest.fixture(scope="module")
@@ -98,9 +94,8 @@ def picture() -> Iterator[AppServer]:
         application.router.add_get("/{tail:.*}", serve)
         return application
 
-    server = AppServer(app)
-    yield server
-    server.close()
+    with AppServer(app) as server:
+        yield server
 
 
 def proxy_for(credentials: Credentials, tmp: Path, **settings: Any) -> ProxyServer:
@@ -115,8 +110,7 @@ def enlarge(proxy: ProxyServer, picture: AppServer) -> Any:
 
 
 def test_super_resolution_goes_to_sagemaker_and_ocr_to_api_gateway(backend, front, picture, images, tmp_path):
-    proxy = proxy_for(backend.credentials, tmp_path, kit_url=front.url, sagemaker_url=front.url)
-    try:
+    with proxy_for(backend.credentials, tmp_path, kit_url=front.url, sagemaker_url=front.url) as proxy:
         front.seen.clear()
         resp = enlarge(proxy, picture)
         result = Image.open(io.BytesIO(requests.get(resp.body.data.url, timeout=10).content))
@@ -124,8 +118,6 @@ def test_super_resolution_goes_to_sagemaker_and_ocr_to_api_gateway(backend, fron
         ocr = sdk.ocr(proxy.endpoint).recognize_character(ocr_models.RecognizeCharacterRequest(
             image_url=f"{images.url}/text.png", min_height=10, output_probability=True))
         assert ocr.body.data.results
-    finally:
-        proxy.close()
     by_path = Counter({(path, service): n for (path, service, _), n in front.seen.items()})
     assert by_path[(INVOCATIONS, "sagemaker")] >= 1  # one per tile
     assert by_path[("/prod/lite-ocr", "execute-api")] == 1
@@ -222,19 +214,16 @@ class Stub:
 @pytest.fixture(scope="module")
 def stub() -> Iterator[Stub]:
     served = Stub()
-    yield served
-    served.server.close()
+    with served.server:
+        yield served
 
 
 @pytest.fixture(scope="module")
 def client(stub: Stub) -> Iterator[tuple[LoopThread, KitClient]]:
-    lt = LoopThread()
     kit = KitClient(lambda route: "http://127.0.0.1:9/prod/unused", REGION, CredentialSource(STUB_KEYS), 10, 3, 4,
                     sagemaker_endpoints=ENDPOINTS, sagemaker_url=stub.url)
-    lt.run(kit.start())
-    yield lt, kit
-    lt.run(kit.close())
-    lt.stop()
+    with LoopThread() as lt, lt.started(kit):
+        yield lt, kit
 
 
 @pytest.mark.parametrize("shape", SHAPES)
@@ -250,25 +239,19 @@ def test_each_invoke_endpoint_error_maps_to_an_aliyun_error(stub, client, shape)
 def test_a_model_error_reaches_the_sdk_as_the_kits_400_would(stub, images, tmp_path):
     """Any route can be sent to an endpoint; OCR here, because its action is not tiled (see the next test)."""
     stub.shape = "model-400-img"
-    proxy = proxy_for(STUB_KEYS, tmp_path, kit_url="http://127.0.0.1:9", sagemaker_url=stub.url,
-                      kit_sagemaker_endpoints={"ocr": "super-resolution"})
-    try:
-        with pytest.raises(ClientException) as exc:
-            sdk.ocr(proxy.endpoint).recognize_character(ocr_models.RecognizeCharacterRequest(
-                image_url=f"{images.url}/text.png", min_height=10, output_probability=True))
-    finally:
-        proxy.close()
+    with (proxy_for(STUB_KEYS, tmp_path, kit_url="http://127.0.0.1:9", sagemaker_url=stub.url,
+                    kit_sagemaker_endpoints={"ocr": "super-resolution"}) as proxy,
+          pytest.raises(ClientException) as exc):
+        sdk.ocr(proxy.endpoint).recognize_character(ocr_models.RecognizeCharacterRequest(
+            image_url=f"{images.url}/text.png", min_height=10, output_probability=True))
     assert (exc.value.code, exc.value.status_code) == ("InvalidImage.Format", 400)
 
 
 def test_a_model_error_on_a_super_resolution_tile_reaches_the_sdk(stub, front, picture, tmp_path):
     stub.shape = "model-400-img"
-    proxy = proxy_for(STUB_KEYS, tmp_path, kit_url=front.url, sagemaker_url=stub.url)
-    try:
-        with pytest.raises(ClientException) as exc:
-            enlarge(proxy, picture)
-    finally:
-        proxy.close()
+    with (proxy_for(STUB_KEYS, tmp_path, kit_url=front.url, sagemaker_url=stub.url) as proxy,
+          pytest.raises(ClientException) as exc):
+        enlarge(proxy, picture)
     assert (exc.value.code, exc.value.status_code) == ("InvalidImage.Format", 400)
 
 
@@ -296,12 +279,9 @@ def test_default_runtime_url_is_botocores_china_partition_host():
 
 def test_the_embedded_backend_serves_the_sagemaker_route_too(picture, tmp_path):
     """No kit_url: the SageMaker route goes to the embedded backend, which also plays SageMaker Runtime."""
-    proxy = ProxyServer(caller_keys="testid:testsecret", fetch_allow="127.0.0.1/32", data_dir=tmp_path,
-                        kit_sagemaker_endpoints=ENDPOINTS)
-    try:
+    with ProxyServer(caller_keys="testid:testsecret", fetch_allow="127.0.0.1/32", data_dir=tmp_path,
+                     kit_sagemaker_endpoints=ENDPOINTS) as proxy:
         kit = proxy.services.backends.kit
         assert kit.sagemaker_url is not None and kit.route_url("ocr").startswith(kit.sagemaker_url + "/prod/")
         resp = enlarge(proxy, picture)
         assert Image.open(io.BytesIO(requests.get(resp.body.data.url, timeout=10).content)).size == (192, 128)
-    finally:
-        proxy.close()

@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
@@ -45,9 +46,8 @@ def pictures() -> Iterator[AppServer]:
              "/alpha.png": _png(texture(64, 48).convert("RGBA")),
              "/hd.jpg": _png(texture(1920, 1080), "JPEG"), "/toowide.png": _png(texture(1930, 200))}
 
-    server = serve_files(files)
-    yield server
-    server.close()
+    with serve_files(files) as server:
+        yield server
 
 
 @pytest.fixture(scope="module", params=["local", "s3"])
@@ -61,9 +61,8 @@ def vproxy(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         monkeypatch_module.setenv("AWS_SECRET_ACCESS_KEY", S3_SECRET)
         settings.update(result_store="s3", s3_bucket=BUCKET, s3_endpoint_url=endpoint, s3_region=REGION,
                         s3_addressing_style="path")
-    server = ProxyServer(**settings)
-    yield server
-    server.close()
+    with ProxyServer(**settings) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
@@ -250,5 +249,15 @@ def test_full_hd_enlarged_four_times_end_to_end(proxy, pictures):
     assert np.abs(small - reference).mean() < 12
 
 
-def test_result_files_live_in_the_data_dir(proxy):
-    assert Path(proxy.settings.data_dir).is_dir()
+def test_result_files_live_in_the_data_dir(proxy, pictures):
+    """An SDK call's result image is a file under data_dir/results (the local store), and its URL serves
+    exactly that file's bytes."""
+    url = sdk.imageseg(proxy.endpoint).segment_body(seg.SegmentBodyRequest(
+        image_url=f"{pictures.url}/person.jpg", return_form="mask")).body.data.image_url
+    path = urlsplit(url).path
+    assert path.startswith("/results/"), url
+    stored = Path(proxy.settings.data_dir) / "results" / path.removeprefix("/results/")
+    assert stored.is_file(), sorted(p.name for p in Path(proxy.settings.data_dir).rglob("*"))
+    resp = requests.get(url, timeout=60)
+    assert resp.status_code == 200 and resp.content == stored.read_bytes()
+    assert Image.open(io.BytesIO(resp.content)).size == (512, 600)

@@ -19,8 +19,6 @@ import requests
 from alibabacloud_imageseg20191230 import models as seg
 from alibabacloud_ocr20191230 import models as ocr_models
 from matplotlib import cbook
-from prometheus_client import REGISTRY, generate_latest
-from prometheus_client.parser import text_string_to_metric_families
 
 from proxy import pixels
 from proxy.shadow.records import STORE_SUBDIR, RecordStore
@@ -28,7 +26,7 @@ from proxy.shadow.report import write_report
 from tests import imagegen, raw, sdk
 from tests.conftest import CALLER_KEYS
 from tests.fake_aliyun import ALIYUN_KEY, FakeAliyun
-from tests.harness import AppServer, ProxyServer, mapped
+from tests.harness import AppServer, ProxyServer, mapped, metric_value
 
 PRODUCTS = ("ocr", "ocr-api", "imageseg", "imageenhan")
 
@@ -36,10 +34,9 @@ PRODUCTS = ("ocr", "ocr-api", "imageseg", "imageenhan")
 @pytest.fixture(scope="module")
 def aliyun() -> Iterator[FakeAliyun]:
     fake = FakeAliyun()
-    server = AppServer(fake.app)
-    fake.base_url = server.url
-    yield fake
-    server.close()
+    with AppServer(fake.app) as server:
+        fake.base_url = server.url
+        yield fake
 
 
 def shadow_proxy(aliyun: FakeAliyun, tmp: Path, **settings: Any) -> ProxyServer:
@@ -58,14 +55,8 @@ def fresh(aliyun: FakeAliyun) -> FakeAliyun:
 
 @pytest.fixture(scope="module")
 def shadowed(aliyun, tmp_path_factory) -> Iterator[ProxyServer]:
-    server = shadow_proxy(aliyun, tmp_path_factory.mktemp("shadow"))
-    yield server
-    server.close()
-
-
-def metric(name: str, **labels: str) -> float:
-    return sum(s.value for f in text_string_to_metric_families(generate_latest(REGISTRY).decode())
-               for s in f.samples if s.name == name and labels.items() <= s.labels.items())
+    with shadow_proxy(aliyun, tmp_path_factory.mktemp("shadow")) as server:
+        yield server
 
 
 def wait_for_records(proxy: ProxyServer, count: int, timeout: float = 60) -> list[Any]:
@@ -85,7 +76,7 @@ def recognize(proxy: ProxyServer, images: AppServer, **kw: Any) -> Any:
 
 
 def test_caller_gets_aliyuns_answer_and_the_comparison_lands_everywhere(shadowed, fresh, images, capfd):
-    before = metric("vision_proxy_shadow_comparisons_total", action="RecognizeCharacter")
+    before = metric_value("vision_proxy_shadow_comparisons_total", action="RecognizeCharacter")
     resp = recognize(shadowed, images)
     # Aliyun's own answer: its -90° form for the second line is something the AWS side never produces
     assert [r.text_rectangles.angle for r in resp.body.data.results] == [0, -90, 0]
@@ -93,8 +84,9 @@ def test_caller_gets_aliyuns_answer_and_the_comparison_lands_everywhere(shadowed
     record = wait_for_records(shadowed, 1)[-1]
     assert (record.action, record.mode, record.outcome) == ("RecognizeCharacter", "shadow", "matched")
     assert record.scores["f1"] == 1.0 and record.scores["cer"] < 0.05
-    assert metric("vision_proxy_shadow_comparisons_total", action="RecognizeCharacter", outcome="matched") > before
-    assert metric("vision_proxy_shadow_score_count", action="RecognizeCharacter", metric="f1") >= 1
+    matched = metric_value("vision_proxy_shadow_comparisons_total", action="RecognizeCharacter", outcome="matched")
+    assert matched > before
+    assert metric_value("vision_proxy_shadow_score_count", action="RecognizeCharacter", metric="f1") >= 1
     logged = capfd.readouterr().out
     assert "shadow.compared" in logged and "testsecret" not in logged
 
@@ -128,27 +120,21 @@ def test_v1_goes_to_aliyun_byte_for_byte(shadowed, fresh, images):
 @pytest.mark.parametrize(("flaw", "failed", "kind"), [("missing-line", "f1", "extra"),
                                                        ("shifted-box", "f1", "box_shifted")])
 def test_known_ocr_differences_are_scored(aliyun, fresh, images, tmp_path, flaw, failed, kind):
-    proxy = shadow_proxy(aliyun, tmp_path)
-    try:
+    with shadow_proxy(aliyun, tmp_path) as proxy:
         fresh.flaw = flaw
         recognize(proxy, images)
         record = wait_for_records(proxy, 1)[-1]
-    finally:
-        proxy.close()
     assert record.outcome == "mismatched" and failed in record.failed
     assert kind in {d["kind"] for d in record.details["differences"]}
 
 
 def test_a_worse_mask_is_scored(aliyun, fresh, tmp_path, pictures_url):
-    proxy = shadow_proxy(aliyun, tmp_path)
-    try:
+    with shadow_proxy(aliyun, tmp_path) as proxy:
         fresh.flaw = "worse-mask"
         url = sdk.imageseg(proxy.endpoint).segment_body(seg.SegmentBodyRequest(
             image_url=f"{pictures_url}/person.jpg", return_form="mask")).body.data.image_url
         assert url.startswith(aliyun.base_url)  # Aliyun's answer reached the caller
         record = wait_for_records(proxy, 1)[-1]
-    finally:
-        proxy.close()
     assert record.outcome == "mismatched" and "iou" in record.failed
     assert record.images  # both masks kept for the report
 
@@ -167,15 +153,12 @@ def test_async_jobs_are_followed_on_both_sides(shadowed, fresh, pictures_url):
 
 def test_reverse_shadow_follows_the_callers_own_aws_job(aliyun, fresh, tmp_path, pictures_url):
     """AWS answers the caller with a JobId; the mirror takes the job's result image once it has finished."""
-    proxy = shadow_proxy(aliyun, tmp_path, shadow_mode="reverse-shadow")
-    try:
+    with shadow_proxy(aliyun, tmp_path, shadow_mode="reverse-shadow") as proxy:
         client = sdk.imageseg(proxy.endpoint)
         job = client.segment_hdcommon_image(seg.SegmentHDCommonImageRequest(
             image_url=f"{pictures_url}/person.jpg")).body.request_id
         record = wait_for_records(proxy, 1)[-1]
         data = client.get_async_job_result(seg.GetAsyncJobResultRequest(job_id=job)).body.data
-    finally:
-        proxy.close()
     assert data.status == "PROCESS_SUCCESS"  # the caller's job, at AWS
     assert (record.action, record.mode, record.family, record.outcome) == (
         "SegmentHDCommonImage", "reverse-shadow", "matting", "matched"), record.details
@@ -183,8 +166,7 @@ def test_reverse_shadow_follows_the_callers_own_aws_job(aliyun, fresh, tmp_path,
 
 
 def test_reverse_shadow_is_not_delayed_by_a_slow_aliyun(aliyun, fresh, images, tmp_path):
-    proxy = shadow_proxy(aliyun, tmp_path, shadow_mode="reverse-shadow")
-    try:
+    with shadow_proxy(aliyun, tmp_path, shadow_mode="reverse-shadow") as proxy:
         recognize(proxy, images)  # warm the model
         fresh.flaw = "slow"  # "Aliyun" takes 3 s
         started = time.monotonic()
@@ -192,27 +174,21 @@ def test_reverse_shadow_is_not_delayed_by_a_slow_aliyun(aliyun, fresh, images, t
         elapsed = time.monotonic() - started
         assert elapsed < 2.5 and all(r.text_rectangles.angle == 0 for r in resp.body.data.results)  # AWS's
         records = wait_for_records(proxy, 2)
-    finally:
-        proxy.close()
     assert records[-1].mode == "reverse-shadow" and records[-1].latency_ms["secondary"] >= 3000
 
 
 def test_failing_shadow_side_is_an_error_outcome_not_the_callers_problem(aliyun, fresh, images, tmp_path):
-    proxy = shadow_proxy(aliyun, tmp_path, shadow_mode="reverse-shadow")
-    try:
+    with shadow_proxy(aliyun, tmp_path, shadow_mode="reverse-shadow") as proxy:
         fresh.flaw = "error"
         assert recognize(proxy, images).body.data.results
         record = wait_for_records(proxy, 1)[-1]
-    finally:
-        proxy.close()
     assert record.outcome == "error" and "secondary_error" in record.failed
 
 
 def test_queue_overflow_drops_and_counts(aliyun, fresh, images, tmp_path):
-    proxy = shadow_proxy(aliyun, tmp_path, shadow_mode="reverse-shadow", shadow_queue_size=1,
-                         shadow_concurrency=1)
-    before = metric("vision_proxy_shadow_drops_total", reason="queue_full")
-    try:
+    with shadow_proxy(aliyun, tmp_path, shadow_mode="reverse-shadow", shadow_queue_size=1,
+                      shadow_concurrency=1) as proxy:
+        before = metric_value("vision_proxy_shadow_drops_total", reason="queue_full")
         fresh.flaw = "slow"
         threads = [threading.Thread(target=recognize, args=(proxy, images)) for _ in range(5)]
         for t in threads:
@@ -220,19 +196,14 @@ def test_queue_overflow_drops_and_counts(aliyun, fresh, images, tmp_path):
         for t in threads:
             t.join(60)
         assert proxy.services.mirror.queue.qsize() <= 1
-    finally:
-        proxy.close()
-    assert metric("vision_proxy_shadow_drops_total", reason="queue_full") - before >= 2
+    assert metric_value("vision_proxy_shadow_drops_total", reason="queue_full") - before >= 2
 
 
 def test_sampling_zero_mirrors_nothing(aliyun, fresh, images, tmp_path):
-    proxy = shadow_proxy(aliyun, tmp_path, shadow_sample=0)
-    before = metric("vision_proxy_shadow_drops_total", reason="sampled_out")
-    try:
+    with shadow_proxy(aliyun, tmp_path, shadow_sample=0) as proxy:
+        before = metric_value("vision_proxy_shadow_drops_total", reason="sampled_out")
         assert recognize(proxy, images).body.data.results
-    finally:
-        proxy.close()
-    assert metric("vision_proxy_shadow_drops_total", reason="sampled_out") - before == 1
+    assert metric_value("vision_proxy_shadow_drops_total", reason="sampled_out") - before == 1
     assert not (tmp_path / STORE_SUBDIR).exists() or not list((tmp_path / STORE_SUBDIR).glob("*.json"))
 
 
@@ -259,16 +230,12 @@ def pictures_url(aliyun) -> Iterator[str]:
         application.router.add_get("/{tail:.*}", serve)
         return application
 
-    server = AppServer(app)
-    plain = ProxyServer(caller_keys=CALLER_KEYS, fetch_allow="127.0.0.1/32")
-    try:
-        url = sdk.imageseg(plain.endpoint).segment_body(seg.SegmentBodyRequest(
-            image_url=f"{server.url}/person.jpg", return_form="mask")).body.data.image_url
-        aliyun.mask = requests.get(url, timeout=30).content
-    finally:
-        plain.close()
-    yield server.url
-    server.close()
+    with AppServer(app) as server:
+        with ProxyServer(caller_keys=CALLER_KEYS, fetch_allow="127.0.0.1/32") as plain:
+            url = sdk.imageseg(plain.endpoint).segment_body(seg.SegmentBodyRequest(
+                image_url=f"{server.url}/person.jpg", return_form="mask")).body.data.image_url
+            aliyun.mask = requests.get(url, timeout=30).content
+        yield server.url
 
 
 
@@ -276,13 +243,10 @@ def pictures_url(aliyun) -> Iterator[str]:
 def test_noise_floor_asks_the_primary_twice(aliyun, fresh, images, tmp_path):
     """With the noise floor on, the primary (here Aliyun, re-signed so its nonce is fresh) is asked again,
     and its agreement with itself is recorded beside the comparison."""
-    proxy = shadow_proxy(aliyun, tmp_path, shadow_noise=True)
-    try:
+    with shadow_proxy(aliyun, tmp_path, shadow_noise=True) as proxy:
         fresh.flaw = "missing-line"
         recognize(proxy, images)
         record = wait_for_records(proxy, 1)[-1]
-    finally:
-        proxy.close()
     assert sum(1 for r in fresh.received if r["action"] == "RecognizeCharacter") == 2
     assert all(r["verdict"] == "ok" for r in fresh.received)
     assert record.noise is not None and record.noise["f1"] == 1.0  # "Aliyun" agrees with itself
@@ -295,16 +259,13 @@ def test_scoring_that_would_not_fit_the_decode_budget_is_dropped_and_counted(ali
     (and the pod not risked): counted as a `decode_budget` drop, while the caller's answer is unaffected.
     The per-pixel cost is raised here so that a small picture stands for a huge one."""
     monkeypatch.setitem(pixels.COMPARE_PER_PX, "matting", 10**6)
-    proxy = shadow_proxy(aliyun, tmp_path)
-    before = metric("vision_proxy_shadow_drops_total", reason="decode_budget")
-    try:
+    with shadow_proxy(aliyun, tmp_path) as proxy:
+        before = metric_value("vision_proxy_shadow_drops_total", reason="decode_budget")
         url = sdk.imageseg(proxy.endpoint).segment_body(seg.SegmentBodyRequest(
             image_url=f"{pictures_url}/person.jpg", return_form="mask")).body.data.image_url
         assert url
         deadline = time.monotonic() + 60
-        while metric("vision_proxy_shadow_drops_total", reason="decode_budget") == before:
+        while metric_value("vision_proxy_shadow_drops_total", reason="decode_budget") == before:
             assert time.monotonic() < deadline, "the comparison was neither dropped nor counted"
             time.sleep(0.2)
         assert proxy.services.backends.budget.used == 0
-    finally:
-        proxy.close()

@@ -47,9 +47,8 @@ def _png(size: tuple[int, int]) -> bytes:
 
 @pytest.fixture(scope="module")
 def shapes() -> Iterator[AppServer]:
-    server = serve_files({f"/{w}x{h}.png": _png((w, h)) for _, (w, h) in CASES})
-    yield server
-    server.close()
+    with serve_files({f"/{w}x{h}.png": _png((w, h)) for _, (w, h) in CASES}) as server:
+        yield server
 
 
 def run(action: str, endpoint: str, url: str) -> tuple[Image.Image | None, str | None]:
@@ -130,13 +129,10 @@ def test_a_person_in_a_padded_panorama_is_still_found(proxy):
     strip.paste(portrait, (1500, 0))
     out = io.BytesIO()
     strip.save(out, "JPEG")
-    server = serve_files({"/strip.jpg": out.getvalue()})
-    try:
+    with serve_files({"/strip.jpg": out.getvalue()}) as server:
         request = seg.SegmentHDBodyRequest(image_url=f"{server.url}/strip.jpg")
         resp = sdk.imageseg(proxy.endpoint).segment_hdbody(request)
         alpha = np.asarray(download(resp.body.data.image_url))[..., 3]
-    finally:
-        server.close()
     assert alpha.shape == (600, 3600)
     face = alpha[240:560, 1500 + 120:1500 + 400]
     assert face.mean() > 150 and alpha[:, :1000].mean() < 60  # her, not the green background

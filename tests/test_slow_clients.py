@@ -14,11 +14,9 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from prometheus_client import REGISTRY, generate_latest
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests import imagegen, raw
-from tests.harness import ProxyServer
+from tests.harness import ProxyServer, metric_value
 
 GENERAL = ("RecognizeGeneral", "2021-07-07")
 BOUND = 30.0  # seconds: a regression guard, never reached when the proxy works
@@ -26,16 +24,13 @@ BOUND = 30.0  # seconds: a regression guard, never reached when the proxy works
 
 @pytest.fixture(scope="module")
 def proxy() -> Iterator[ProxyServer]:
-    server = ProxyServer(caller_keys="testid:testsecret", client_header_timeout_seconds=1,
-                         client_body_timeout_seconds=1, keepalive_timeout_seconds=3)
-    yield server
-    server.close()
+    with ProxyServer(caller_keys="testid:testsecret", client_header_timeout_seconds=1,
+                     client_body_timeout_seconds=1, keepalive_timeout_seconds=3) as server:
+        yield server
 
 
 def timeouts(phase: str) -> float:
-    text = generate_latest(REGISTRY).decode()
-    return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples
-               if s.name == "vision_proxy_client_timeouts_total" and s.labels.get("phase") == phase)
+    return metric_value("vision_proxy_client_timeouts_total", phase=phase)
 
 
 def signed_call(proxy: ProxyServer, body: bytes) -> int:

@@ -60,19 +60,17 @@ CLASSIC = [
 def files() -> Iterator[AppServer]:
     png = imagegen.text_image("PNG")
     redirects: dict[str, str] = {}
-    server = serve_files({"/text.png": png, "/small.png": imagegen.blank_image(64, 48)}, redirects)
-    redirects.update({f"/to{i}": u.format(port=server.port) for i, u in enumerate(UNICODE + CLASSIC)})
-    yield server
-    server.close()
+    with serve_files({"/text.png": png, "/small.png": imagegen.blank_image(64, 48)}, redirects) as server:
+        redirects.update({f"/to{i}": u.format(port=server.port) for i, u in enumerate(UNICODE + CLASSIC)})
+        yield server
 
 
 @pytest.fixture(scope="module")
 def strict(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProxyServer]:
     """Nothing allow-listed: loopback is off limits in every spelling."""
-    server = ProxyServer(caller_keys=CALLER_KEYS, fetch_timeout_seconds=2,
-                         data_dir=tmp_path_factory.mktemp("ssrf-results"))
-    yield server
-    server.close()
+    with ProxyServer(caller_keys=CALLER_KEYS, fetch_timeout_seconds=2,
+                     data_dir=tmp_path_factory.mktemp("ssrf-results")) as server:
+        yield server
 
 
 def _recognize(endpoint: str, url: str) -> ClientException:
@@ -135,12 +133,9 @@ def test_async_enlargement_refuses(strict, files):
 
 
 def test_pass_url_mode_refuses_unicode_forms(files):
-    server = ProxyServer(caller_keys="testid:testsecret", image_mode="pass-url", fetch_allow="127.0.0.1/32")
-    try:
+    with ProxyServer(caller_keys="testid:testsecret", image_mode="pass-url", fetch_allow="127.0.0.1/32") as server:
         for url in UNICODE:
             _refused(_recognize(server.endpoint, url.format(port=files.port)))
-    finally:
-        server.close()
 
 
 def _poll(client: Any, job_id: str, timeout: float = 60) -> Any:
