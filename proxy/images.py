@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import io
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -69,6 +69,8 @@ class ImageLoader:
         self.max_bytes = max_bytes
         self.pass_url = pass_url
         self._session: aiohttp.ClientSession | None = None
+        # the proxy's own objects (uploads, earlier results): read from the store, never fetched (proxy/uploads)
+        self.own: Callable[[str], Awaitable[bytes | None]] | None = None
 
     async def start(self) -> None:
         self._session = aiohttp.ClientSession(
@@ -83,6 +85,12 @@ class ImageLoader:
 
     async def from_url(self, url: str, spec: ImageSpec, need_pixels: bool = False) -> LoadedImage:
         """`need_pixels`: the proxy itself works on the image (matting, tiling), so pass-url cannot apply."""
+        try:
+            own = await self.own(url) if self.own is not None else None
+        except AliyunError as err:
+            raise _renamed(err, spec) from None
+        if own is not None:
+            return await self.from_bytes(own, spec)
         try:
             if self.pass_url and not need_pixels:
                 target = self.guard.check_url(url)  # the kit fetches it: the same guard, the judged URL

@@ -1,0 +1,124 @@
+"""OSS PostObject at `{Bucket}.{upload_host}`: the form the SDKs' `*Advance` methods send, checked as OSS
+checks it, the file streamed into the result store (spooled to disk past 1 MiB, never held twice).
+
+Answers as OSS gives them: 201 with a `<PostResponse>` body when `success_action_status` is 201, 200 empty
+for 200, else 204; refusals as OSS's `<Error>` XML (AccessDenied, SignatureDoesNotMatch, InvalidPolicyDocument,
+EntityTooLarge, FileAlreadyExists, ...) with `x-oss-request-id`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import secrets
+import tempfile
+from xml.sax.saxutils import escape
+
+import structlog
+from aiohttp import BodyPartReader, web
+
+from ..results import ResultStore, ResultStoreError
+from .policy import PolicyRefused, UploadAuthority, object_expiry, size_range
+
+log = structlog.get_logger("uploads")
+
+MAX_FIELD_BYTES = 64 * 1024  # OSS caps the form fields besides the file (policy included) far below this
+SPOOL_BYTES = 1024 * 1024
+CHUNK = 64 * 1024
+
+
+def is_upload_host(authority: UploadAuthority, host: str) -> bool:
+    name = host.rpartition(":")[0] if host.count(":") == 1 else host
+    return name.lower().endswith("." + authority.host_name)
+
+
+async def post_object(request: web.Request, authority: UploadAuthority, store: ResultStore) -> web.Response:
+    host = request.host
+    bucket = (host.rpartition(":")[0] if host.count(":") == 1 else host).lower()
+    bucket = bucket.removesuffix("." + authority.host_name)
+    try:
+        if bucket != authority.bucket:
+            raise PolicyRefused("NoSuchBucket", 404, "The specified bucket does not exist.")
+        if request.method != "POST":
+            raise PolicyRefused("MethodNotAllowed", 405, "The specified method is not allowed against this resource.")
+        if not request.content_type.startswith("multipart/form-data"):
+            raise PolicyRefused("InvalidArgument", 400, "Content-Type must be multipart/form-data.")
+        return await _receive(request, authority, store, bucket)
+    except PolicyRefused as refused:
+        log.info("uploads.refused", code=refused.code)
+        await _drain(request, 2 * authority.max_bytes)
+        return oss_error(request, refused.status, refused.code, refused.message)
+    except ResultStoreError:
+        log.exception("uploads.store_failed")
+        return oss_error(request, 503, "ServiceUnavailable", "Please reduce your request rate.")
+
+
+async def _receive(request: web.Request, authority: UploadAuthority, store: ResultStore,
+                   bucket: str) -> web.Response:
+    reader = await request.multipart()
+    fields: dict[str, str] = {}
+    while True:
+        part = await reader.next()
+        if part is None:
+            raise PolicyRefused("InvalidArgument", 400, "Bucket POST must contain a field named 'file'.")
+        if not isinstance(part, BodyPartReader) or not part.name:
+            continue
+        if part.name.lower() == "file":  # OSS ignores every field after the file
+            break
+        raw = await part.read()
+        if len(raw) > MAX_FIELD_BYTES:
+            raise PolicyRefused("InvalidArgument", 400, f"The field {part.name} is too long.")
+        fields[part.name.lower()] = raw.decode("utf-8", "replace")
+    key = fields.get("key", "")
+    if not key:
+        raise PolicyRefused("InvalidArgument", 400, "Bucket POST must contain a field named 'key'.")
+    policy = authority.check(fields, bucket)
+    try:
+        low, high = size_range(policy, authority.max_bytes)
+    except (ValueError, TypeError):
+        raise PolicyRefused("InvalidPolicyDocument", 400, "Invalid Policy: Invalid content-length-range.") from None
+    expires = object_expiry(key)
+    if expires is None:  # only keys this proxy issued can be stored (the policy fixed the key already)
+        raise PolicyRefused("AccessDenied", 403, "Invalid according to Policy: Policy Condition failed: key.")
+    if await store.exists(key, expires):  # a policy is good for one upload: a replay is refused
+        raise PolicyRefused("FileAlreadyExists", 409,
+                            "The object you specified already exists and can not be overwritten.")
+    content_type = part.headers.get("Content-Type") or "application/octet-stream"
+    md5 = hashlib.md5(usedforsecurity=False)
+    size = 0
+    with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
+        while chunk := await part.read_chunk(CHUNK):
+            size += len(chunk)
+            if size > high:
+                raise PolicyRefused("EntityTooLarge", 400, "Your proposed upload exceeds the maximum allowed size.")
+            md5.update(chunk)
+            spool.write(chunk)  # memory up to 1 MiB, then a temporary file: small, local writes
+        if size < low:
+            raise PolicyRefused("EntityTooSmall", 400, "Your proposed upload is smaller than the minimum allowed size.")
+        spool.seek(0)
+        await store.put_stream_until(key, spool, content_type, expires)  # type: ignore[arg-type]
+    etag = f'"{md5.hexdigest().upper()}"'
+    log.info("uploads.stored", bytes=size)
+    status = fields.get("success_action_status", "")
+    headers = {"ETag": etag, "x-oss-request-id": secrets.token_hex(12).upper()}
+    if status == "201":
+        location = f"{request.scheme}://{request.host}/{key}"
+        body = (f'<?xml version="1.0" encoding="UTF-8"?>\n<PostResponse><Bucket>{escape(bucket)}</Bucket>'
+                f"<Location>{escape(location)}</Location><Key>{escape(key)}</Key><ETag>{etag}</ETag></PostResponse>")
+        return web.Response(status=201, body=body.encode(), content_type="application/xml", headers=headers)
+    return web.Response(status=200 if status == "200" else 204, headers=headers)
+
+
+async def _drain(request: web.Request, cap: int) -> None:
+    """Read what is left of a refused form (up to `cap`), so the client reads the answer, not a reset."""
+    with contextlib.suppress(Exception):
+        while cap > 0 and (chunk := await request.content.readany()):
+            cap -= len(chunk)
+
+
+def oss_error(request: web.Request, status: int, code: str, message: str) -> web.Response:
+    request_id = secrets.token_hex(12).upper()
+    fields = {"Code": code, "Message": message, "RequestId": request_id, "HostId": request.host}
+    body = "".join(f"<{k}>{escape(v)}</{k}>" for k, v in fields.items())
+    return web.Response(status=status, body=f'<?xml version="1.0" encoding="UTF-8"?>\n<Error>{body}</Error>\n',
+                        content_type="application/xml", headers={"x-oss-request-id": request_id})
