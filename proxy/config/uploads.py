@@ -19,7 +19,7 @@ class UploadSettings(BaseModel):
     upload_host: str = Field("up.vision.internal", description="host[:port] that AuthorizeFileUpload's "
                              "Endpoint names; {Bucket}.{upload_host} must resolve to the proxy")
     upload_bucket: str = Field("vision-upload", pattern=r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
-    upload_ttl_seconds: int = Field(1800, ge=10, le=86_400, description="life of an upload policy and of "
+    upload_ttl_seconds: int = Field(1800, ge=1, le=86_400, description="life of an upload policy and of "
                                     "the uploaded object (Aliyun's temporary OSS files last 30 minutes)")
     tls_cert_file: Path | None = None  # PEM chain; re-read when the file changes
     tls_key_file: Path | None = None
