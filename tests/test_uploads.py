@@ -11,7 +11,9 @@ for the "no code change" way, Aliyun's own names resolve to 127.0.0.1 inside thi
 from __future__ import annotations
 
 import io
+import json
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -49,12 +51,15 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Pat
     return make_ca_and_cert(tmp_path_factory.mktemp("tls"), (UPLOAD_NAME, f"*.{UPLOAD_NAME}", *ALIYUN_NAMES))
 
 
-def upload_proxy(tls_files: tuple[Path, Path, Path], data_dir: Path, **extra: Any) -> ProxyServer:
-    """A proxy with `fetch_allow` unset, serving TLS too (as `serve` does with tls_cert_file set)."""
+def upload_proxy(tls_files: tuple[Path, Path, Path], data_dir: Path, tls_port: int | None = None,
+                 upload_port: int | None = None, **extra: Any) -> ProxyServer:
+    """A proxy with `fetch_allow` unset, serving TLS too (as `serve` does with tls_cert_file set); its
+    AuthorizeFileUpload names `upload_port` (default: its own TLS port)."""
     _, cert, key = tls_files
-    tls_port = free_port()
-    server = ProxyServer(caller_keys=CALLER_KEYS, data_dir=data_dir, upload_host=f"{UPLOAD_NAME}:{tls_port}",
-                         result_signing_key=SIGNING_KEY, **extra)
+    tls_port = tls_port or free_port()
+    server = ProxyServer(caller_keys=CALLER_KEYS, data_dir=data_dir,
+                         upload_host=f"{UPLOAD_NAME}:{upload_port or tls_port}", result_signing_key=SIGNING_KEY,
+                         **extra)
     assert server.runner is not None
     server.lt.run(start_tls_site(server.runner, "127.0.0.1", cert, key, tls_port))
     server.tls_port = tls_port  # type: ignore[attr-defined]
@@ -176,3 +181,67 @@ def test_chained_call_reads_the_earlier_result_from_the_store(uproxy, tls_files,
     assert resp.body.data.url and own_reads(uproxy) == before + 1
     enlarged, cut_img = fetch(resp.body.data.url, tls_files[0]), fetch(cut.body.data.image_url, tls_files[0])
     assert enlarged.size == (cut_img.width * 2, cut_img.height * 2)
+
+
+def _poll(c: Any, models: Any, job_id: str, timeout: float = 180) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        data = c.get_async_job_result(models.GetAsyncJobResultRequest(job_id=job_id)).body.data
+        if data.status not in ("QUEUING", "PROCESSING"):
+            return data
+        time.sleep(0.3)
+    raise AssertionError(f"job {job_id} still running after {timeout} s")
+
+
+def test_segment_common_image_advance(uproxy, tls_files, portrait):
+    before = own_reads(uproxy)
+    c = client(sdk.imageseg, uproxy, tls_files[0], "endpoint")
+    resp = c.segment_common_image_advance(seg.SegmentCommonImageAdvanceRequest(
+        image_urlobject=io.BytesIO(portrait), return_form="mask"), RuntimeOptions())
+    assert fetch(resp.body.data.image_url, tls_files[0]).size == Image.open(io.BytesIO(portrait)).size
+    assert own_reads(uproxy) == before + 1
+
+
+def test_segment_hd_common_image_advance_async(uproxy, tls_files, portrait):
+    before = own_reads(uproxy)
+    c = client(sdk.imageseg, uproxy, tls_files[0], "endpoint")
+    submitted = c.segment_hdcommon_image_advance(seg.SegmentHDCommonImageAdvanceRequest(
+        image_url_object=io.BytesIO(portrait)), RuntimeOptions())
+    data = _poll(c, seg, submitted.body.request_id)
+    assert data.status == "PROCESS_SUCCESS", (data.error_code, data.error_message)
+    result = fetch(json.loads(data.result)["ImageUrl"], tls_files[0])
+    assert (result.mode, result.size) == ("RGBA", Image.open(io.BytesIO(portrait)).size)
+    assert own_reads(uproxy) == before + 1
+
+
+def test_generate_super_resolution_image_advance_async(uproxy, tls_files):
+    small = io.BytesIO()
+    imagegen.texture(80, 48).save(small, "PNG")
+    before = own_reads(uproxy)
+    c = client(sdk.imageenhan, uproxy, tls_files[0], "endpoint")
+    submitted = c.generate_super_resolution_image_advance(enhan.GenerateSuperResolutionImageAdvanceRequest(
+        image_url_object=io.BytesIO(small.getvalue()), scale=2), RuntimeOptions())
+    data = _poll(c, enhan, submitted.body.request_id)
+    assert data.status == "PROCESS_SUCCESS", (data.error_code, data.error_message)
+    assert fetch(json.loads(data.result)["ResultUrl"], tls_files[0]).size == (160, 96)
+    assert own_reads(uproxy) == before + 1
+
+
+def test_two_replicas_authorize_and_act_on_one_upload_to_the_other(tls_files, tmp_path):
+    """Replica A answers AuthorizeFileUpload and the action; the upload lands on replica B (as a load
+    balancer may send it). They share the data volume and the signing key, nothing else."""
+    a_port, b_port = free_port(), free_port()
+    b = upload_proxy(tls_files, tmp_path, tls_port=b_port)
+    a = upload_proxy(tls_files, tmp_path, tls_port=a_port, upload_port=b_port)
+    try:
+        with resolve_to((), (UPLOAD_NAME,), {}):
+            c = client(sdk.ocr, a, tls_files[0], "endpoint")
+            resp = c.recognize_character_advance(ocr_models.RecognizeCharacterAdvanceRequest(
+                image_urlobject=io.BytesIO(imagegen.text_image("PNG")), min_height=10, output_probability=True),
+                RuntimeOptions())
+        assert_lines_found([r.text for r in resp.body.data.results])
+        assert own_reads(a) == 1 and own_reads(b) == 0
+        assert list((tmp_path / "results" / "upload").rglob("*"))  # B stored it where A read it
+    finally:
+        a.close()
+        b.close()

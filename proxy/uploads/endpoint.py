@@ -8,6 +8,7 @@ EntityTooLarge, FileAlreadyExists, ...) with `x-oss-request-id`.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import secrets
@@ -92,7 +93,10 @@ async def _receive(request: web.Request, authority: UploadAuthority, store: Resu
             if size > high:
                 raise PolicyRefused("EntityTooLarge", 400, "Your proposed upload exceeds the maximum allowed size.")
             md5.update(chunk)
-            spool.write(chunk)  # memory up to 1 MiB, then a temporary file: small, local writes
+            if size > SPOOL_BYTES:  # past 1 MiB the spool is a temporary file: write off the loop
+                await asyncio.to_thread(spool.write, chunk)
+            else:
+                spool.write(chunk)
         if size < low:
             raise PolicyRefused("EntityTooSmall", 400, "Your proposed upload is smaller than the minimum allowed size.")
         spool.seek(0)
