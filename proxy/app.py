@@ -251,8 +251,12 @@ async def start_services(settings: Settings, registry: mappings.Registry) -> Ser
 def upload_authority(settings: Settings, registry: mappings.Registry) -> UploadAuthority:
     """AuthorizeFileUpload's policies: signed with the result signing key (shared by the replicas) or, when
     none is set, a random key of this process; capped at the largest image any action accepts."""
-    key = settings.result_signing_key.get_secret_value().encode() if settings.result_signing_key \
-        else secrets.token_bytes(32)
+    if settings.result_signing_key is not None:
+        key = settings.result_signing_key.get_secret_value().encode()
+    else:
+        key = secrets.token_bytes(32)
+        log.warning("uploads.ephemeral_signing_key", warning="no result_signing_key: upload policies are "
+                    "signed with a random key of this process; several replicas need one shared key")
     largest = max((s.image.max_bytes for s in registry.specs.values() if s.image), default=settings.fetch_max_bytes)
     return UploadAuthority(key, settings.upload_bucket, settings.upload_host, settings.upload_ttl_seconds, largest)
 
@@ -315,8 +319,9 @@ def build_app(settings: Settings) -> web.Application:
 
     async def dispatch(request: web.Request) -> web.StreamResponse:
         backends = request.app[SERVICES].backends
-        if backends.uploads is not None and is_upload_host(backends.uploads, request.host):
-            return await post_object(request, backends.uploads, backends.results)  # {Bucket}.{upload_host}
+        if backends.uploads is not None and is_upload_host(backends.uploads, request):  # {Bucket}.{upload_host}
+            return await post_object(request, backends.uploads, backends.results,
+                                     backends.settings.client_body_timeout_seconds)
         return await request.app[GATEWAY].handle(request)
 
     async def serve_result(request: web.Request) -> web.StreamResponse:

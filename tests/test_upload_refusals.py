@@ -194,3 +194,16 @@ def test_other_private_addresses_stay_refused(uproxy):
         ocr.recognize_character(ocr_models.RecognizeCharacterRequest(image_url=never, min_height=10,
                                                                         output_probability=True))
     assert exc.value.code == "InvalidImage.Download"
+
+
+def test_an_oversized_form_field_is_refused_before_it_is_read_whole(uproxy):
+    resp = post(uproxy, form(grant(uproxy), policy="A" * (128 * 1024)), b"x")
+    assert oss_error(resp)[:2] == (400, "InvalidArgument")
+
+
+def test_an_api_call_whose_host_ends_in_the_upload_name_still_reaches_the_api(uproxy):
+    """The API never routes by Host: an Action names an API call even at `x.{upload_host}`."""
+    params = raw.v1_params("AuthorizeFileUpload", "2019-12-19", {"Product": "ocr"}, method="GET")
+    status, _, body = raw.request(uproxy.port, "GET", "/?" + urlencode(params),
+                                  headers={"host": f"vision-upload.{UPLOAD_HOST}"})
+    assert status == 200 and json.loads(body)["Endpoint"] == UPLOAD_HOST

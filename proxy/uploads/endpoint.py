@@ -24,16 +24,25 @@ from .policy import PolicyRefused, UploadAuthority, object_expiry, size_range
 log = structlog.get_logger("uploads")
 
 MAX_FIELD_BYTES = 64 * 1024  # OSS caps the form fields besides the file (policy included) far below this
+MAX_FIELDS = 64
 SPOOL_BYTES = 1024 * 1024
 CHUNK = 64 * 1024
 
 
-def is_upload_host(authority: UploadAuthority, host: str) -> bool:
-    name = host.rpartition(":")[0] if host.count(":") == 1 else host
-    return name.lower().endswith("." + authority.host_name)
+def is_upload_host(authority: UploadAuthority, request: web.Request) -> bool:
+    """`{one label}.{upload_host}`, and not an Aliyun API call (which never routes by Host): an API name that
+    happens to end in the upload host's name still reaches the API."""
+    host = request.host
+    name = (host.rpartition(":")[0] if host.count(":") == 1 else host).lower()
+    bucket = name.removesuffix("." + authority.host_name)
+    if bucket == name or not bucket or "." in bucket:
+        return False
+    return "x-acs-action" not in request.headers and "Action" not in request.query
 
 
-async def post_object(request: web.Request, authority: UploadAuthority, store: ResultStore) -> web.Response:
+async def post_object(request: web.Request, authority: UploadAuthority, store: ResultStore,
+                      timeout: float) -> web.Response:
+    """Answer one PostObject; the whole form must arrive within `timeout` (the API's client body timeout)."""
     host = request.host
     bucket = (host.rpartition(":")[0] if host.count(":") == 1 else host).lower()
     bucket = bucket.removesuffix("." + authority.host_name)
@@ -44,7 +53,11 @@ async def post_object(request: web.Request, authority: UploadAuthority, store: R
             raise PolicyRefused("MethodNotAllowed", 405, "The specified method is not allowed against this resource.")
         if not request.content_type.startswith("multipart/form-data"):
             raise PolicyRefused("InvalidArgument", 400, "Content-Type must be multipart/form-data.")
-        return await _receive(request, authority, store, bucket)
+        async with asyncio.timeout(timeout):
+            return await _receive(request, authority, store, bucket)
+    except TimeoutError:
+        return oss_error(request, 400, "RequestTimeout", "Your socket connection to the server was not read "
+                         "from or written to within the timeout period.")
     except PolicyRefused as refused:
         log.info("uploads.refused", code=refused.code)
         await _drain(request, 2 * authority.max_bytes)
@@ -66,9 +79,13 @@ async def _receive(request: web.Request, authority: UploadAuthority, store: Resu
             continue
         if part.name.lower() == "file":  # OSS ignores every field after the file
             break
-        raw = await part.read()
-        if len(raw) > MAX_FIELD_BYTES:
-            raise PolicyRefused("InvalidArgument", 400, f"The field {part.name} is too long.")
+        raw = bytearray()
+        while chunk := await part.read_chunk(CHUNK):  # bounded: a field is never read whole before its check
+            raw += chunk
+            if len(raw) > MAX_FIELD_BYTES:
+                raise PolicyRefused("InvalidArgument", 400, f"The field {part.name} is too long.")
+        if len(fields) >= MAX_FIELDS:
+            raise PolicyRefused("InvalidArgument", 400, "Too many form fields.")
         fields[part.name.lower()] = raw.decode("utf-8", "replace")
     key = fields.get("key", "")
     if not key:
