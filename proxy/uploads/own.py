@@ -25,6 +25,12 @@ class OwnObjects:
 
     def locate(self, url: str) -> tuple[str, int] | None:
         """(key, expires) for one of the proxy's own objects; (``, 0) for an upload key it never issued."""
+        try:
+            return self._locate(url)
+        except ValueError:  # not a URL urllib can split (`http://[::1/x`): the guarded fetcher answers it
+            return None
+
+    def _locate(self, url: str) -> tuple[str, int] | None:
         parts = urlsplit(url)
         if (parts.hostname or "").lower() == f"{self.authority.bucket}.{self.authority.host_name}":
             key = unquote(parts.path).removeprefix("/")
