@@ -193,18 +193,18 @@ def _poll(c: Any, models: Any, job_id: str, timeout: float = 180) -> Any:
     raise AssertionError(f"job {job_id} still running after {timeout} s")
 
 
-def test_segment_common_image_advance(uproxy, tls_files, portrait):
+def test_segment_common_image_advance(uproxy, tls_files, portrait, way):
     before = own_reads(uproxy)
-    c = client(sdk.imageseg, uproxy, tls_files[0], "endpoint")
+    c = client(sdk.imageseg, uproxy, tls_files[0], way)
     resp = c.segment_common_image_advance(seg.SegmentCommonImageAdvanceRequest(
         image_urlobject=io.BytesIO(portrait), return_form="mask"), RuntimeOptions())
     assert fetch(resp.body.data.image_url, tls_files[0]).size == Image.open(io.BytesIO(portrait)).size
     assert own_reads(uproxy) == before + 1
 
 
-def test_segment_hd_common_image_advance_async(uproxy, tls_files, portrait):
+def test_segment_hd_common_image_advance_async(uproxy, tls_files, portrait, way):
     before = own_reads(uproxy)
-    c = client(sdk.imageseg, uproxy, tls_files[0], "endpoint")
+    c = client(sdk.imageseg, uproxy, tls_files[0], way)
     submitted = c.segment_hdcommon_image_advance(seg.SegmentHDCommonImageAdvanceRequest(
         image_url_object=io.BytesIO(portrait)), RuntimeOptions())
     data = _poll(c, seg, submitted.body.request_id)
@@ -214,11 +214,11 @@ def test_segment_hd_common_image_advance_async(uproxy, tls_files, portrait):
     assert own_reads(uproxy) == before + 1
 
 
-def test_generate_super_resolution_image_advance_async(uproxy, tls_files):
+def test_generate_super_resolution_image_advance_async(uproxy, tls_files, way):
     small = io.BytesIO()
     imagegen.texture(80, 48).save(small, "PNG")
     before = own_reads(uproxy)
-    c = client(sdk.imageenhan, uproxy, tls_files[0], "endpoint")
+    c = client(sdk.imageenhan, uproxy, tls_files[0], way)
     submitted = c.generate_super_resolution_image_advance(enhan.GenerateSuperResolutionImageAdvanceRequest(
         image_url_object=io.BytesIO(small.getvalue()), scale=2), RuntimeOptions())
     data = _poll(c, enhan, submitted.body.request_id)
