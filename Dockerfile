@@ -67,7 +67,7 @@ ENV PATH=/opt/venv/bin:$PATH \
 VOLUME ["/var/lib/vision-proxy"]
 # Not the data dir: `python -c` (the health check) puts the working directory on sys.path.
 WORKDIR /
-EXPOSE 8080 9090
+EXPOSE 8080 8443 9090
 USER ${APP_UID}:${APP_UID}
 
 # Liveness on the admin port, with the stdlib: the image has no curl. (Docker-format images only: build with

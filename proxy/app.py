@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -45,6 +46,9 @@ from .results import LocalResultStore, ResultStore, open_store
 from .shadow.aliyun import AliyunClient
 from .shadow.records import STORE_SUBDIR, RecordStore
 from .sides import AWS_ONLY, Route, Sides
+from .uploads import UploadAuthority
+from .uploads.endpoint import is_upload_host, post_object
+from .uploads.own import OwnObjects
 
 log = structlog.get_logger("proxy")
 
@@ -225,7 +229,9 @@ async def start_services(settings: Settings, registry: mappings.Registry) -> Ser
     jobs = JobRunner(results, settings.job_workers, settings.job_queue_size, settings.job_deadline_seconds,
                      settings.job_record_ttl_seconds)
     jobs.start()
-    backends = Backends(settings, kit, images, results, jobs, pixel_budget)
+    uploads = upload_authority(settings, registry)
+    images.own = OwnObjects(results, uploads).read  # uploads and earlier results: from the store, not HTTP
+    backends = Backends(settings, kit, images, results, jobs, pixel_budget, uploads)
     aliyun = AliyunClient(settings.aliyun_endpoints,
                           {c: (k, s.get_secret_value()) for c, (k, s) in settings.shadow_keys.items()},
                           settings.shadow_timeout_seconds)
@@ -240,6 +246,19 @@ async def start_services(settings: Settings, registry: mappings.Registry) -> Ser
         warm = asyncio.create_task(keep_warm(kit, routes, settings.kit_keep_warm_seconds), name="kit-keep-warm")
     return Services(registry, auth, backends, Sides(settings, aliyun), mirror, local=local, results_cleanup=cleanup,
                     keep_warm=warm)
+
+
+def upload_authority(settings: Settings, registry: mappings.Registry) -> UploadAuthority:
+    """AuthorizeFileUpload's policies: signed with the result signing key (shared by the replicas) or, when
+    none is set, a random key of this process; capped at the largest image any action accepts."""
+    if settings.result_signing_key is not None:
+        key = settings.result_signing_key.get_secret_value().encode()
+    else:
+        key = secrets.token_bytes(32)
+        log.warning("uploads.ephemeral_signing_key", warning="no result_signing_key: upload policies are "
+                    "signed with a random key of this process; several replicas need one shared key")
+    largest = max((s.image.max_bytes for s in registry.specs.values() if s.image), default=settings.fetch_max_bytes)
+    return UploadAuthority(key, settings.upload_bucket, settings.upload_host, settings.upload_ttl_seconds, largest)
 
 
 async def _clean_results(store: ResultStore, interval: float) -> None:
@@ -299,6 +318,10 @@ def build_app(settings: Settings) -> web.Application:
         await stop_services(services)
 
     async def dispatch(request: web.Request) -> web.StreamResponse:
+        backends = request.app[SERVICES].backends
+        if backends.uploads is not None and is_upload_host(backends.uploads, request):  # {Bucket}.{upload_host}
+            return await post_object(request, backends.uploads, backends.results,
+                                     backends.settings.client_body_timeout_seconds)
         return await request.app[GATEWAY].handle(request)
 
     async def serve_result(request: web.Request) -> web.StreamResponse:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import io
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -87,6 +87,8 @@ class ImageLoader:
         self.max_bytes = max_bytes
         self.pass_url = pass_url
         self._session: aiohttp.ClientSession | None = None
+        # the proxy's own objects (uploads, earlier results): read from the store, never fetched (proxy/uploads)
+        self.own: Callable[[str, Fail], Awaitable[bytes | None]] | None = None
 
     async def start(self) -> None:
         self._session = aiohttp.ClientSession(
@@ -101,6 +103,9 @@ class ImageLoader:
 
     async def from_url(self, url: str, spec: ImageSpec, need_pixels: bool = False) -> LoadedImage:
         """`need_pixels`: the proxy itself works on the image (matting, tiling), so pass-url cannot apply."""
+        own = await self.own(url, spec.failed) if self.own is not None else None
+        if own is not None:
+            return await self.from_bytes(own, spec)
         if self.pass_url and not need_pixels:
             try:
                 target = self.guard.check_url(url)  # the kit fetches it: the same guard, the judged URL

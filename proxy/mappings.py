@@ -163,7 +163,7 @@ class OfflineSpec(BaseModel):
 class ActionSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    product: Literal["ocr", "ocr-api", "imageseg", "imageenhan", "viapi"]
+    product: Literal["ocr", "ocr-api", "imageseg", "imageenhan", "viapi", "openplatform"]
     version: str
     action: str
     kit_route: KitRoute | None = None

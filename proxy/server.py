@@ -18,6 +18,7 @@ from .admin import build_admin_app
 from .aliyun.connections import make_runner
 from .app import GATEWAY, SERVICES, build_app
 from .config import Settings
+from .tls import start_tls_site
 
 log = structlog.get_logger("server")
 
@@ -31,6 +32,8 @@ async def serve(settings: Settings) -> None:
     await admin.setup()
     await web.TCPSite(admin, settings.admin_host or settings.host, settings.admin_port).start()
     await web.TCPSite(runner, settings.host, settings.port).start()
+    if settings.tls_cert_file and settings.tls_key_file:  # the API and the uploads, over TLS (proxy/tls.py)
+        await start_tls_site(runner, settings.host, settings.tls_cert_file, settings.tls_key_file, settings.tls_port)
     log.info("server.listening", app=f"{settings.host}:{runner.addresses[0][1]}",
              admin=f"{settings.admin_host or settings.host}:{admin.addresses[0][1]}",
              config=settings.model_dump(mode="json"))  # SecretStr values print masked

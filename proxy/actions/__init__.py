@@ -6,7 +6,7 @@ response body without `RequestId`. Mappings name converters as `<module>.<functi
 
 from __future__ import annotations
 
-from . import all_text, async_jobs, imageenhan, imageseg, ocr
+from . import all_text, async_jobs, imageenhan, imageseg, ocr, openplatform
 from .call import Backends, Call, Converter
 
 CONVERTERS: dict[str, Converter] = {
@@ -19,6 +19,7 @@ CONVERTERS: dict[str, Converter] = {
     "imageenhan.make_super_resolution_image": imageenhan.make_super_resolution_image,
     "imageenhan.generate_super_resolution_image": imageenhan.generate_super_resolution_image,
     "async_jobs.get_async_job_result": async_jobs.get_async_job_result,
+    "openplatform.authorize_file_upload": openplatform.authorize_file_upload,
 }
 
 __all__ = ["CONVERTERS", "Backends", "Call", "Converter"]

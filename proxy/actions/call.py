@@ -17,6 +17,7 @@ from ..mappings import ActionSpec
 from ..observability import metrics
 from ..pixels import PixelBudget
 from ..results import ResultStore, ResultStoreError
+from ..uploads import UploadAuthority
 
 
 @dataclass
@@ -29,6 +30,7 @@ class Backends:
     results: ResultStore
     jobs: JobRunner
     budget: PixelBudget  # bytes of decoded pixels in flight (matting, enlargement, EXIF rotation)
+    uploads: UploadAuthority | None = None  # AuthorizeFileUpload's policies (proxy/uploads)
 
 
 @dataclass

@@ -91,8 +91,9 @@ class Err(Enum):
 
 
 class OssErr(Enum):
-    """OSS's own codes, for the presigned result URLs the proxy serves itself (proxy/results/local.py): another
-    product's envelope (XML `<Error>`) and vocabulary, where `SignatureDoesNotMatch` is a 403."""
+    """OSS's own codes, for the presigned result URLs the proxy serves itself (proxy/results/local.py) and the
+    PostObject uploads it takes (proxy/uploads/): another product's envelope (XML `<Error>`) and vocabulary,
+    where `SignatureDoesNotMatch` is a 403."""
 
     OBJECT_NAME_INVALID = Row("AccessDenied", 403, "Invalid object name.")
     NOT_SIGNED = Row("AccessDenied", 403, "Request must carry Expires and Signature.")
@@ -100,11 +101,30 @@ class OssErr(Enum):
     SIGNATURE_MISMATCH = Row("SignatureDoesNotMatch", 403,
                              "The request signature we calculated does not match the signature you provided.")
     NO_SUCH_KEY = Row("NoSuchKey", 404, "The specified key does not exist.")
+    # PostObject uploads (proxy/uploads/): what OSS answers a form it refuses
+    ANONYMOUS = Row("AccessDenied", 403, "Anonymous access is forbidden for this operation.")
+    POLICY_EXPIRED = Row("AccessDenied", 403, "Invalid according to Policy: Policy expired.")
+    POLICY_CONDITION = Row("AccessDenied", 403, "Invalid according to Policy: Policy Condition failed: {0}")
+    UNKNOWN_KEY_ID = Row("InvalidAccessKeyId", 403, "The OSS Access Key Id you provided does not exist in our records.")
+    POLICY_INVALID = Row("InvalidPolicyDocument", 400, "Invalid Policy: {0}")
+    NO_SUCH_BUCKET = Row("NoSuchBucket", 404, "The specified bucket does not exist.")
+    METHOD_NOT_ALLOWED = Row("MethodNotAllowed", 405, "The specified method is not allowed against this resource.")
+    BAD_FORM = Row("InvalidArgument", 400, "{0}")
+    ALREADY_EXISTS = Row("FileAlreadyExists", 409,
+                         "The object you specified already exists and can not be overwritten.")
+    TOO_LARGE = Row("EntityTooLarge", 400, "Your proposed upload exceeds the maximum allowed size.")
+    TOO_SMALL = Row("EntityTooSmall", 400, "Your proposed upload is smaller than the minimum allowed size.")
+    REQUEST_TIMEOUT = Row("RequestTimeout", 400, "Your socket connection to the server was not read from or written "
+                          "to within the timeout period.")
+    UNAVAILABLE = Row("ServiceUnavailable", 503, "Please reduce your request rate.")
 
     def __init__(self, row: Row) -> None:
         self.code = row.code
         self.status = row.status
         self.template = row.template
+
+    def message(self, *args: object) -> str:
+        return self.template.format(*args)
 
 
 class AliyunError(Exception):

@@ -7,12 +7,13 @@ XML follows POP's shape: `<{Action}Response>` root, lists as repeated sibling el
 from __future__ import annotations
 
 import json
+import secrets
 from typing import Any
 from xml.sax.saxutils import escape
 
 from aiohttp import web
 
-from .errors import AliyunError
+from .errors import AliyunError, OssErr
 from .request import Format
 
 JSON_TYPE = "application/json;charset=utf-8"
@@ -65,3 +66,14 @@ def _xml(value: Any, tag: str | None = None) -> str:
     else:
         inner = escape(str(value))
     return inner if tag is None else f"<{tag}>{inner}</{tag}>"
+
+
+def oss_error(request: web.Request, err: OssErr, *args: object, **extra: str) -> web.Response:
+    """OSS's error body (the proxy's own result URLs, its PostObject uploads), so clients that parse it keep
+    working."""
+    request_id = secrets.token_hex(12).upper()
+    fields = {"Code": err.code, "Message": err.message(*args), "RequestId": request_id, "HostId": request.host,
+              **extra}
+    body = "".join(f"<{k}>{escape(v)}</{k}>" for k, v in fields.items())
+    return web.Response(status=err.status, body=f'<?xml version="1.0" encoding="UTF-8"?>\n<Error>{body}</Error>\n',
+                        content_type="application/xml", headers={"x-oss-request-id": request_id})

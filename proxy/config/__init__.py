@@ -2,7 +2,7 @@
 
 `Settings` is flat (the public contract is one variable per field), assembled from one section per concern,
 each a module beside this one with its fields and their validators: server, callers, images, kit, results,
-shadow. Checks that span two sections live here. Precedence: command-line flags > environment > YAML file
+shadow, uploads. Checks that span two sections live here. Precedence: command-line flags > environment > YAML file
 > defaults. A wrong value stops start-up with a message naming the key (see `load_settings`).
 """
 
@@ -22,6 +22,7 @@ from .kit import KitLimits, KitRoutes, KitRouteTimeouts, KitSettings
 from .results import ResultSettings
 from .server import ServerSettings, is_loopback
 from .shadow import ShadowSettings
+from .uploads import UploadSettings
 from .values import MiB
 
 __all__ = ["CallerKey", "CallerLimit", "ConfigError", "KitLimits", "KitRouteTimeouts", "KitRoutes", "MiB",
@@ -29,7 +30,7 @@ __all__ = ["CallerKey", "CallerLimit", "ConfigError", "KitLimits", "KitRouteTime
 
 
 class Settings(ServerSettings, CallerSettings, ImageSettings, KitSettings, ResultSettings, ShadowSettings,
-               BaseSettings):
+               UploadSettings, BaseSettings):
     model_config = SettingsConfigDict(env_prefix="VISION_PROXY_", env_nested_delimiter="__", extra="forbid")
 
     @model_validator(mode="after")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 # One or more `/`-separated segments of [A-Za-z0-9_.-]; no segment starts with a dot (so `.`, `..` and the
 # stores' own temporary files can never be named), and `..` appears nowhere.
@@ -39,6 +39,21 @@ class ResultStore(Protocol):
 
     async def get_record(self, key: str) -> dict[str, Any] | None:
         """The record, or None when it was never written or has expired."""
+        ...
+
+    async def put_stream_until(self, key: str, body: BinaryIO, content_type: str, expires: int) -> None:
+        """Keep an upload, read from a file object in chunks, until the epoch `expires`."""
+        ...
+
+    async def read(self, key: str, expires: int) -> bytes | None:
+        """The bytes of an object that exists and has not expired, else None."""
+        ...
+
+    async def exists(self, key: str, expires: int) -> bool:
+        ...
+
+    def own_key(self, url: str) -> tuple[str, int] | None:
+        """(key, expires) when `url` is one of this store's result URLs, else None."""
         ...
 
     async def cleanup(self) -> int:

@@ -23,17 +23,18 @@ import json
 import math
 import mimetypes
 import os
-import secrets
+import shutil
 import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
-from xml.sax.saxutils import escape
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from aiohttp import web
 
 from ..aliyun.errors import OssErr
+from ..aliyun.serialize import oss_error
 from .base import ResultStoreError, check_key, decode_record, encode_record, valid_key
 
 CHUNK_BYTES = 1024 * 1024
@@ -96,6 +97,48 @@ class LocalResultStore:
     async def cleanup(self) -> int:
         return await asyncio.to_thread(self._cleanup, time.time())
 
+    # ---- the proxy's own objects (uploads, and result URLs handed back as input): read, never fetched
+
+    async def put_stream_until(self, key: str, body: BinaryIO, content_type: str, expires: int) -> None:
+        """Keep an upload (a file object, copied in chunks) until `expires`."""
+        check_key(key)
+        meta = json.dumps({"content_type": content_type, "expires": expires}).encode()
+        try:
+            await asyncio.to_thread(_atomic_write, self._meta / f"{key}.json", meta)
+            await asyncio.to_thread(_atomic_copy, self._objects / key, body)
+        except OSError as exc:
+            raise ResultStoreError(f"cannot write upload {key}: {exc}") from exc
+
+    async def read(self, key: str, expires: int) -> bytes | None:
+        """An object's bytes while it exists and has not expired, else None (`expires`: S3 files by it)."""
+        if not valid_key(key):
+            return None
+        try:
+            return await asyncio.to_thread(self._read_live, key, time.time())
+        except OSError as exc:
+            raise ResultStoreError(f"cannot read {key}: {exc}") from exc
+
+    async def exists(self, key: str, expires: int) -> bool:
+        return valid_key(key) and await asyncio.to_thread((self._objects / key).is_file)
+
+    def own_key(self, url: str) -> tuple[str, int] | None:
+        """(key, expires) of a result URL this store signed (any host: the signature proves it is ours)."""
+        parts = urlsplit(url)
+        key = unquote(parts.path).removeprefix("/results/")
+        query = parse_qs(parts.query)
+        expires, signature = query.get("Expires", [""])[0], query.get("Signature", [""])[0]
+        if key == parts.path or not valid_key(key) or not expires.isdigit() or len(expires) > 12:
+            return None
+        if not hmac.compare_digest(self.sign(key, int(expires)).encode(), signature.encode()):
+            return None
+        return key, int(expires)
+
+    def _read_live(self, key: str, now: float) -> bytes | None:
+        meta = _read_or_none(self._meta / f"{key}.json")
+        if meta is None or json.loads(meta).get("expires", 0) < now:
+            return None
+        return _read_or_none(self._objects / key)
+
     async def close(self) -> None:
         """Nothing to release: files are opened per call."""
 
@@ -111,18 +154,18 @@ class LocalResultStore:
         expires_text = request.query.get("Expires", "")
         signature = request.query.get("Signature", "")
         if not valid_key(key):  # never signed, so never served: `..`, encoded or not, stops here
-            return _oss_error(request, OssErr.OBJECT_NAME_INVALID)
+            return oss_error(request, OssErr.OBJECT_NAME_INVALID)
         if not (signature and expires_text.isascii() and expires_text.isdigit() and len(expires_text) <= 12):
-            return _oss_error(request, OssErr.NOT_SIGNED)
+            return oss_error(request, OssErr.NOT_SIGNED)
         expires = int(expires_text)
         if not hmac.compare_digest(self.sign(key, expires).encode(), signature.encode()):
-            return _oss_error(request, OssErr.SIGNATURE_MISMATCH)
+            return oss_error(request, OssErr.SIGNATURE_MISMATCH)
         now = time.time()
         if now > expires:
-            return _oss_error(request, OssErr.EXPIRED, Expires=_iso(expires), ServerTime=_iso(now))
+            return oss_error(request, OssErr.EXPIRED, Expires=_iso(expires), ServerTime=_iso(now))
         opened = await asyncio.to_thread(self._open, key)
         if opened is None:
-            return _oss_error(request, OssErr.NO_SUCH_KEY)
+            return oss_error(request, OssErr.NO_SUCH_KEY)
         fobj, size, content_type = opened
         try:
             response = web.StreamResponse(headers={
@@ -214,6 +257,19 @@ def _atomic_write(path: Path, data: bytes) -> None:
         return
 
 
+def _atomic_copy(path: Path, body: BinaryIO) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            shutil.copyfileobj(body, f, CHUNK_BYTES)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
 def _read_or_none(path: Path) -> bytes | None:
     try:
         return path.read_bytes()
@@ -252,10 +308,3 @@ def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
-def _oss_error(request: web.Request, err: OssErr, **extra: str) -> web.Response:
-    """The error body OSS gives for its presigned result URLs, so clients that parse it keep working."""
-    request_id = secrets.token_hex(12).upper()
-    fields = {"Code": err.code, "Message": err.template, "RequestId": request_id, "HostId": request.host, **extra}
-    body = "".join(f"<{k}>{escape(v)}</{k}>" for k, v in fields.items())
-    return web.Response(status=err.status, body=f'<?xml version="1.0" encoding="UTF-8"?>\n<Error>{body}</Error>\n',
-                        content_type="application/xml", headers={"x-oss-request-id": request_id})

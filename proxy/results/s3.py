@@ -21,15 +21,17 @@ temporary credentials (IRSA, instance roles) keep the session longer than `resul
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, BinaryIO
+from urllib.parse import unquote, urlsplit
 
 import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .base import ResultStoreError, check_key, decode_record, encode_record
+from .base import ResultStoreError, check_key, decode_record, encode_record, valid_key
 
 DELETE_BATCH = 1000  # DeleteObjects' limit
 
@@ -118,6 +120,57 @@ class S3ResultStore:
         with response["Body"] as stream:
             body: bytes = stream.read()
         return body
+
+    # ---- the proxy's own objects (uploads, and result URLs handed back as input): read, never fetched
+
+    async def put_stream_until(self, key: str, body: BinaryIO, content_type: str, expires: int) -> None:
+        """Keep an upload (a file object botocore streams) until `expires`: filed under its expiry."""
+        await self._call("PutObject", self._client.put_object, Bucket=self.bucket,
+                         Key=self._result_key(key, expires), Body=body, ContentType=content_type,
+                         Metadata={"expires": str(expires)})
+
+    async def read(self, key: str, expires: int) -> bytes | None:
+        """An object's bytes while it exists and has not expired, else None."""
+        if not valid_key(key) or expires < time.time():
+            return None
+        try:
+            return await asyncio.to_thread(self._get_body, self._result_key(key, expires))
+        except (BotoCoreError, ClientError) as exc:
+            raise ResultStoreError(f"s3 GetObject: {exc}") from exc
+
+    async def exists(self, key: str, expires: int) -> bool:
+        if not valid_key(key):
+            return False
+        try:
+            await asyncio.to_thread(self._client.head_object, Bucket=self.bucket, Key=self._result_key(key, expires))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
+                return False
+            raise ResultStoreError(f"s3 HeadObject: {exc}") from exc
+        except BotoCoreError as exc:
+            raise ResultStoreError(f"s3 HeadObject: {exc}") from exc
+        return True
+
+    def own_key(self, url: str) -> tuple[str, int] | None:
+        """(key, expires) of a URL into this bucket and prefix's results, path- or virtual-host-style.
+        Read by key with the store's own credentials; the key names a request id nobody can guess."""
+        parts = urlsplit(url)
+        host, path = (parts.hostname or "").lower(), unquote(parts.path)
+        endpoint = (urlsplit(self.endpoint_url).hostname or "").lower() if self.endpoint_url else None
+        if endpoint is not None and host not in (endpoint, f"{self.bucket}.{endpoint}"):
+            return None
+        if endpoint is None and not re.fullmatch(r"([\w.-]+\.)?s3[\w.-]*\.amazonaws\.com(\.cn)?", host):
+            return None
+        if host.startswith(f"{self.bucket}."):
+            s3_key = path.removeprefix("/")
+        elif path.startswith(f"/{self.bucket}/"):
+            s3_key = path[len(self.bucket) + 2:]
+        else:
+            return None
+        found = re.fullmatch(rf"{re.escape(self.prefix)}results/(\d{{10}})/(.+)", s3_key)
+        if not found or not valid_key(found.group(2)):
+            return None
+        return found.group(2), int(found.group(1))
 
     async def cleanup(self) -> int:
         try:

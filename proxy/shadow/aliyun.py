@@ -27,6 +27,7 @@ DEFAULT_ENDPOINTS = {
     "imageseg": "https://imageseg.cn-shanghai.aliyuncs.com",
     "imageenhan": "https://imageenhan.cn-shanghai.aliyuncs.com",
     "viapi": "https://viapi.cn-shanghai.aliyuncs.com",
+    "openplatform": "https://openplatform.aliyuncs.com",  # shadow mode: Aliyun answers, so its OSS takes the file
 }
 HOP_BY_HOP = {"host", "connection", "keep-alive", "transfer-encoding", "content-length", "te", "trailer",
               "upgrade", "proxy-authorization", "proxy-connection", "expect", "accept-encoding"}

@@ -98,6 +98,9 @@ A generated secret value that survives upgrades: the value already in the chart'
 {{- if and $store.signingKey (lt (len $store.signingKey) 16) }}
 {{- fail "resultStore.signingKey: use at least 16 characters (e.g. openssl rand -base64 32)" }}
 {{- end }}
+{{- if and .Values.tls.enabled (not .Values.tls.secretName) }}
+{{- fail "tls.enabled needs tls.secretName (a kubernetes.io/tls Secret with tls.crt and tls.key)" }}
+{{- end }}
 {{- if and .Values.shadow.enabled (not .Values.existingSecret) (not .Values.shadow.keys) }}
 {{- fail "shadow.enabled needs shadow.keys (callerAccessKeyId=AliyunKeyId:AliyunSecret lines) or existingSecret" }}
 {{- end }}
