@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -27,6 +27,7 @@ from tests import imagegen, raw, sdk
 from tests.conftest import CALLER_KEYS
 from tests.fake_aliyun import ALIYUN_KEY, FakeAliyun
 from tests.harness import AppServer, ProxyServer, mapped, metric_value
+from tests.kit_faults import remote_kit_proxy
 
 PRODUCTS = ("ocr", "ocr-api", "imageseg", "imageenhan")
 
@@ -39,11 +40,12 @@ def aliyun() -> Iterator[FakeAliyun]:
         yield fake
 
 
-def shadow_proxy(aliyun: FakeAliyun, tmp: Path, **settings: Any) -> ProxyServer:
+def shadow_proxy(aliyun: FakeAliyun, tmp: Path, make: Callable[..., ProxyServer] = ProxyServer,
+                 **settings: Any) -> ProxyServer:
     defaults = {"shadow_mode": "shadow", "shadow_sample": 1}
-    return ProxyServer(caller_keys=CALLER_KEYS, fetch_allow="127.0.0.1/32", data_dir=tmp,
-                       aliyun_endpoints={p: aliyun.base_url for p in PRODUCTS},
-                       shadow_keys=f"testid={ALIYUN_KEY[0]}:{ALIYUN_KEY[1]}", **{**defaults, **settings})
+    return make(caller_keys=CALLER_KEYS, fetch_allow="127.0.0.1/32", data_dir=tmp,
+                aliyun_endpoints={p: aliyun.base_url for p in PRODUCTS},
+                shadow_keys=f"testid={ALIYUN_KEY[0]}:{ALIYUN_KEY[1]}", **{**defaults, **settings})
 
 
 @pytest.fixture
@@ -185,9 +187,14 @@ def test_failing_shadow_side_is_an_error_outcome_not_the_callers_problem(aliyun,
     assert record.outcome == "error" and "secondary_error" in record.failed
 
 
-def test_queue_overflow_drops_and_counts(aliyun, fresh, images, tmp_path):
-    with shadow_proxy(aliyun, tmp_path, shadow_mode="reverse-shadow", shadow_queue_size=1,
-                      shadow_concurrency=1) as proxy:
+def test_queue_overflow_drops_and_counts(aliyun, fresh, images, kit, tmp_path):
+    """Five callers answered at once by an instant kit (the embedded model's pace on a busy machine spreads
+    the answers out, or times them out, so nothing would overflow); a slow Aliyun keeps one mirror running
+    and one waiting: the rest are dropped and counted."""
+    fault, server = kit
+    fault.fault = "ok"
+    with shadow_proxy(aliyun, tmp_path, make=remote_kit_proxy, kit_url=server.url, shadow_mode="reverse-shadow",
+                      shadow_queue_size=1, shadow_concurrency=1) as proxy:
         before = metric_value("vision_proxy_shadow_drops_total", reason="queue_full")
         fresh.flaw = "slow"
         threads = [threading.Thread(target=recognize, args=(proxy, images)) for _ in range(5)]
