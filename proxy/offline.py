@@ -9,14 +9,16 @@ images were uploaded to), because Aliyun downloads them itself.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from pathlib import Path
+from urllib.parse import urlencode
 
 from multidict import CIMultiDict, CIMultiDictProxy
 from tqdm import tqdm
 
 from .aliyun.errors import AliyunError
-from .aliyun.request import InboundRequest
+from .aliyun.request import FORM, InboundRequest
 from .app import build_registry, start_services, stop_services
 from .config import Settings
 from .exchange import Exchange
@@ -44,13 +46,20 @@ def chosen_specs(registry: Registry, actions: list[str] | None) -> list[ActionSp
 
 
 def _inbound(spec: ActionSpec, params: dict[str, str], image: bytes | None) -> InboundRequest:
+    """The request exactly as AliyunClient.call sent it (a raw image body with the parameters in the query,
+    or the parameters as a form body), so a noise re-ask (AliyunClient.forward) repeats it whole."""
     headers = CIMultiDict({"x-acs-action": spec.action, "x-acs-version": spec.version})
     if image is not None:
         headers["Content-Type"] = "application/octet-stream"
-    inbound = InboundRequest("POST", "/", "", CIMultiDictProxy(headers), body=image or b"",
-                             request_id=str(uuid.uuid4()).upper())
+        body, query = image, sorted(params.items())
+    else:
+        headers["Content-Type"] = FORM
+        body, query = urlencode(params).encode(), []
+    inbound = InboundRequest("POST", "/", urlencode(query), CIMultiDictProxy(headers), body=body,
+                             body_sha256=hashlib.sha256(body).hexdigest(), request_id=str(uuid.uuid4()).upper())
     inbound.params = dict(params)
-    inbound.query = sorted(params.items())
+    inbound.query = query
+    inbound.form_merged = image is None
     return inbound
 
 

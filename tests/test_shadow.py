@@ -52,6 +52,7 @@ def shadow_proxy(aliyun: FakeAliyun, tmp: Path, **settings: Any) -> ProxyServer:
 @pytest.fixture
 def fresh(aliyun: FakeAliyun) -> FakeAliyun:
     aliyun.flaw = None
+    aliyun.throttle_after = None
     aliyun.received.clear()
     return aliyun
 
@@ -308,3 +309,48 @@ def test_scoring_that_would_not_fit_the_decode_budget_is_dropped_and_counted(ali
         assert proxy.services.backends.budget.used == 0
     finally:
         proxy.close()
+
+
+def test_a_throttled_noise_reask_leaves_a_real_mismatch_mismatched(aliyun, fresh, images, tmp_path):
+    """The re-ask that measures Aliyun against itself is refused (Throttling.User): that is an error of the
+    noise measurement, not Aliyun disagreeing with itself, so AWS's real difference is not excused."""
+    proxy = shadow_proxy(aliyun, tmp_path, shadow_noise=True)
+    before = metric("vision_proxy_shadow_noise_total", outcome="error")
+    try:
+        fresh.flaw = "missing-line"
+        fresh.throttle_after = 1  # the caller's call is answered, the re-ask is throttled
+        recognize(proxy, images)
+        record = wait_for_records(proxy, 1)[-1]
+    finally:
+        proxy.close()
+    assert [r["action"] for r in fresh.received].count("RecognizeCharacter") == 2
+    assert record.outcome == "mismatched" and "f1" in record.failed, record.details
+    assert record.noise is None and "Throttling.User" in record.details["noise_error"]
+    assert any("noise re-ask failed" in r for r in record.details["reasons"])
+    assert metric("vision_proxy_shadow_noise_total", outcome="error") - before == 1
+
+
+def test_reverse_shadow_compares_v1_xml_callers(aliyun, fresh, images, tmp_path):
+    """A V1 caller asking Format=XML gets XML from AWS (the proxy) and from Aliyun; both are read back
+    into the JSON shape and compared: no drop, no comparator crash."""
+    from aliyunsdkcore.client import AcsClient
+    from aliyunsdkocr.request.v20191230.RecognizeCharacterRequest import RecognizeCharacterRequest
+
+    proxy = shadow_proxy(aliyun, tmp_path, shadow_mode="reverse-shadow")
+    failed_before = metric("vision_proxy_shadow_drops_total", reason="failed")
+    try:
+        request = RecognizeCharacterRequest()
+        request.set_ImageURL(f"{images.url}/text.png")
+        request.set_MinHeight(10)
+        request.set_OutputProbability(True)
+        request.set_accept_format("XML")
+        request.set_endpoint(proxy.endpoint)
+        answer = AcsClient(sdk.KEY, sdk.SECRET, "cn-shanghai", timeout=30).do_action(request)  # keeps the Format
+        assert answer.lstrip().startswith(b"<?xml") and b"<Results>" in answer
+        record = wait_for_records(proxy, 1)[-1]
+    finally:
+        proxy.close()
+    assert fresh.received[-1]["params"]["Format"] == "XML" and fresh.received[-1]["verdict"] == "ok"
+    assert (record.mode, record.outcome) == ("reverse-shadow", "matched"), (record.details, record.secondary)
+    assert record.scores["f1"] == 1.0
+    assert metric("vision_proxy_shadow_drops_total", reason="failed") == failed_before

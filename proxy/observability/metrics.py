@@ -65,6 +65,8 @@ SHADOW_COMPARISONS = Counter(f"{PREFIX}_shadow_comparisons", "Shadow comparisons
                              ["action", "outcome"])
 SHADOW_SCORES = Histogram(f"{PREFIX}_shadow_score", "Agreement metrics of shadow comparisons", ["action", "metric"],
                           buckets=(0.01, 0.05, 0.1, 0.2, 0.5, 0.8, 0.85, 0.9, 0.95, 0.99, 1, 10, 20, 25, 30, 40, 100))
+SHADOW_NOISE = Counter(f"{PREFIX}_shadow_noise", "Noise re-asks of the primary: measured, or error (not noise)",
+                       ["outcome"])
 SHADOW_DROPS = Counter(f"{PREFIX}_shadow_drops", "Calls not compared, by reason", ["reason"])
 SHADOW_SECONDS = Histogram(f"{PREFIX}_shadow_side_duration_seconds", "Answer time of each side under shadow",
                            ["action", "side"], buckets=LATENCY_BUCKETS)

@@ -48,6 +48,16 @@ class Side:
     image: bytes | None = None
 
 
+@dataclass(frozen=True)
+class Noise:
+    """The primary asked again: its scores against its first answer, or why that could not be measured.
+    A failed re-ask (throttled, refused, timed out) is an error of the measurement, never noise: it
+    excuses nothing."""
+
+    scores: compare.Scores | None = None
+    error: str | None = None
+
+
 def answer_of(ex: Exchange) -> Answer:
     return Answer(ex.status, ex.body, ex.content_type, ex.seconds)
 
@@ -131,8 +141,10 @@ class Mirror:
             scores=scores, primary=(primary.answer.status, primary.body),
             secondary=(secondary.answer.status, secondary.body),
             latency_ms=(primary.answer.seconds * 1000, secondary.answer.seconds * 1000),
-            noise=noise[0] if noise else None, thresholds=thresholds,
-            details={"request_id": inbound.request_id}, compare=spec.compare),
+            noise=noise.scores if noise else None, thresholds=thresholds,
+            details={"request_id": inbound.request_id,
+                     **({"noise_error": noise.error} if noise and noise.error else {})},
+            compare=spec.compare),
             {k: v for k, v in images.items() if v})
 
     async def _finish_aws(self, spec: ActionSpec, ex: Exchange) -> Side:
@@ -164,7 +176,7 @@ class Mirror:
         image = await self.images.download(url, self.settings.shadow_max_image_bytes) if url else None
         return Side(answer, body, image)
 
-    async def _noise(self, first: Exchange, primary: Side) -> tuple[compare.Scores, Side] | None:
+    async def _noise(self, first: Exchange, primary: Side) -> Noise | None:
         """The primary asked again: how much it disagrees with itself (Diffy's noise floor). Not for async
         actions: a second AWS job would take a worker and a queue slot from real callers."""
         spec, inbound = first.spec, first.inbound
@@ -178,15 +190,21 @@ class Mirror:
             else:
                 again = await self._finish_aws(spec, await self.aws_answer(
                     spec, replace(inbound, request_id=new_request_id())))
-        except (NoAliyunKey, AliyunError, OSError, aiohttp.ClientError):
-            return None
+        except (NoAliyunKey, AliyunError, OSError, aiohttp.ClientError, TimeoutError) as exc:
+            return _noise_failed(spec.action, type(exc).__name__)
+        code = compare.error_code(again.answer.status, again.body)
+        if code is not None:
+            return _noise_failed(spec.action, code)
         family = spec.compare.family if spec.compare else None
         async with self.images.budget.hold(comparison_bytes(family, primary.image, again.image)):
             scores = await asyncio.to_thread(_scores, spec.compare, primary, again)
-        return (scores, again) if scores else None
+        if scores is None:
+            return _noise_failed(spec.action, "no comparable result")
+        metrics.SHADOW_NOISE.labels("measured").inc()
+        return Noise(scores)
 
     def _report(self, first: Exchange, mode: str, primary: Side, secondary: Side, scores: compare.Scores | None,
-                outcome: compare.Outcome, noise: tuple[compare.Scores, Side] | None) -> None:
+                outcome: compare.Outcome, noise: Noise | None) -> None:
         action = first.spec.action if first.spec else ""
         metrics.SHADOW_COMPARISONS.labels(action, outcome.outcome).inc()
         for name, value in (scores.metrics.items() if scores else ()):
@@ -195,12 +213,19 @@ class Mirror:
         log.info("shadow.compared", request_id=first.inbound.request_id if first.inbound else None, action=action,
                  mode=mode, outcome=outcome.outcome, failed=outcome.failed,
                  scores={k: round(v, 4) for k, v in (scores.metrics.items() if scores else ()) if v is not None},
-                 noise=bool(noise), primary_ms=round(primary.answer.seconds * 1000, 1),
+                 noise=bool(noise and noise.scores), noise_error=noise.error if noise else None,
+                 primary_ms=round(primary.answer.seconds * 1000, 1),
                  secondary_ms=round(secondary.answer.seconds * 1000, 1))
 
 
 def _drop(reason: str) -> None:
     metrics.SHADOW_DROPS.labels(reason).inc()
+
+
+def _noise_failed(action: str, why: str) -> Noise:
+    metrics.SHADOW_NOISE.labels("error").inc()
+    log.warning("shadow.noise_failed", action=action, reason=why)
+    return Noise(error=f"the noise re-ask failed ({why}): nothing is excused as noise")
 
 
 def _is_job(spec: ActionSpec, answer: Answer, body: Any) -> bool:
@@ -236,7 +261,7 @@ def _scores(spec: CompareSpec | None, primary: Side, secondary: Side) -> compare
 
 
 def _judge(spec: CompareSpec | None, primary: Side, secondary: Side, thresholds: dict[str, dict[str, float]],
-           noise: tuple[compare.Scores, Side] | None) -> tuple[compare.Scores | None, compare.Outcome]:
+           noise: Noise | None) -> tuple[compare.Scores | None, compare.Outcome]:
     failed = compare.error_outcome(primary.answer.status, primary.body, secondary.answer.status, secondary.body)
     if failed is not None:
         return None, failed
@@ -244,6 +269,8 @@ def _judge(spec: CompareSpec | None, primary: Side, secondary: Side, thresholds:
     if scores is None:
         return None, compare.Outcome("error", ["no_result"], reasons=["a side gave no comparable result"])
     outcome = compare.evaluate(scores, thresholds)
-    if noise is not None:
-        outcome = compare.apply_noise_floor(outcome, thresholds, noise[0], scores)
+    if noise is not None and noise.scores is not None:
+        outcome = compare.apply_noise_floor(outcome, thresholds, noise.scores, scores)
+    elif noise is not None and noise.error and outcome.outcome == "mismatched":
+        outcome.reasons.append(noise.error)
     return scores, outcome

@@ -8,13 +8,14 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
+from ..agreement import DEFINITION, agreement
 from ..compare import DEFAULT_THRESHOLDS
 from ..records import Record, RecordStore
 from .charts import histogram_svg, outcome_bar
 from .figures import _case_pictures
 from .labels import FAMILY_TITLE, OUTCOMES, _e, _ms, _when, providers
 from .style import CSS
-from .tables import _Action, _errors_table, _score_table, _summary_table, _thresholds, agreement
+from .tables import _Action, _errors_table, _score_table, _summary_table, _thresholds
 
 WORST_PER_ACTION = 3
 
@@ -129,8 +130,7 @@ def render_report(store: RecordStore, *, worst: int = WORST_PER_ACTION, title: s
         + "".join(f'<span><span class="sw o-{o}"></span>{o}</span>' for o in OUTCOMES)
         + '<span><span class="sw" style="background:var(--aliyun)"></span>Aliyun</span>'
         '<span><span class="sw" style="background:var(--aws)"></span>AWS</span>'
-        '<span>Agreement = (matched + ignored) / compared; errors are counted apart. '
-        'Ignored = thresholds broken, but no worse than Aliyun against itself.</span></div>')
+        f'<span class="definition">{_e(DEFINITION)}</span></div>')
     sections = "".join(_action_section(store, g, worst) for g in groups)
     body = (
         f'<main><header><h1>{_e(title)}: Aliyun vs AWS</h1>'

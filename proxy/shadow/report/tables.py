@@ -7,6 +7,7 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 
+from ..agreement import agreement
 from ..compare import DEFAULT_THRESHOLDS
 from ..records import Record
 from .charts import outcome_bar
@@ -39,12 +40,6 @@ class _Action:
     @property
     def product(self) -> str:
         return self.records[0].product if self.records else ""
-
-
-def agreement(counts: Mapping[str, int]) -> float | None:
-    """(matched + ignored) / compared; errors are not comparisons and are counted apart."""
-    compared = counts.get("matched", 0) + counts.get("ignored", 0) + counts.get("mismatched", 0)
-    return (counts.get("matched", 0) + counts.get("ignored", 0)) / compared if compared else None
 
 
 def _latencies(records: Iterable[Record], provider: str) -> list[float]:
