@@ -232,7 +232,7 @@ async def start_services(settings: Settings, registry: mappings.Registry) -> Ser
     await aliyun.start()
     store = RecordStore(Path(settings.data_dir) / STORE_SUBDIR, max_records=settings.shadow_store_max_records,
                         max_bytes=settings.shadow_store_max_bytes)
-    mirror = Mirror(settings, aliyun, store, images, jobs, aws_for_shadow(backends))
+    mirror = Mirror(settings, aliyun, store, images, jobs, aws_for_shadow(backends), embedded=local is not None)
     mirror.start()
     warm = None
     if settings.kit_keep_warm_seconds:  # created here, outside any request: no caller's deadline applies

@@ -46,7 +46,7 @@ def test_compare_a_folder(tmp_path):
         proc = subprocess.run(
             [sys.executable, "-m", "proxy", "compare", str(folder), "--actions", ",".join(OCR_ACTIONS),
              "--url-prefix", f"{files.url}/poc", "--aliyun-key", ":".join(ALIYUN_KEY),
-             "--out", str(tmp_path / "poc.html")],
+             "--store", str(tmp_path / "data" / STORE_SUBDIR), "--out", str(tmp_path / "poc.html")],
             env=env, capture_output=True, text=True, timeout=300)
     finally:
         server.close()
@@ -94,7 +94,7 @@ def test_offline_noise_reasks_carry_the_whole_request(tmp_path):
         proc = subprocess.run(
             [sys.executable, "-m", "proxy", "compare", str(folder), "--actions", ",".join(actions),
              "--url-prefix", f"{files.url}/poc", "--aliyun-key", ":".join(ALIYUN_KEY),
-             "--out", str(tmp_path / "poc.html")],
+             "--store", str(tmp_path / "data" / STORE_SUBDIR), "--out", str(tmp_path / "poc.html")],
             env=env, capture_output=True, text=True, timeout=300)
     finally:
         server.close()
@@ -106,4 +106,5 @@ def test_offline_noise_reasks_carry_the_whole_request(tmp_path):
         assert asks[0]["params"] == asks[1]["params"] and asks[0]["body_sha256"] == asks[1]["body_sha256"], asks
     assert "ImageURL" in next(r for r in fake.received if r["action"] == "RecognizeCharacter")["params"]
     records = list(RecordStore(tmp_path / "data" / STORE_SUBDIR).records())
+    assert len(records) == len(actions)
     assert all(r.noise is not None and "noise_error" not in r.details for r in records), [r.details for r in records]

@@ -27,7 +27,7 @@ from ..jobs import JobRunner
 from ..mappings import ActionSpec, CompareSpec
 from ..observability import metrics
 from ..pixels import comparison_bytes
-from ..shadow import compare
+from ..shadow import answered, compare
 from ..shadow.aliyun import AliyunClient, Answer, NoAliyunKey
 from ..shadow.records import Record, RecordStore
 
@@ -64,8 +64,10 @@ def answer_of(ex: Exchange) -> Answer:
 
 class Mirror:
     def __init__(self, settings: Settings, aliyun: AliyunClient, store: RecordStore, images: ImageLoader,
-                 jobs: JobRunner, aws_answer: AwsAnswer) -> None:
+                 jobs: JobRunner, aws_answer: AwsAnswer, embedded: bool = False) -> None:
         self.settings = settings
+        self.embedded = embedded  # the AWS side is the embedded backend, not a kit
+        self.aliyun_label: str | None = None  # who stands in for Aliyun, when it is not Aliyun (a dry run)
         self.aliyun = aliyun
         self.store = store
         self.images = images
@@ -111,7 +113,7 @@ class Mirror:
             finally:
                 self.queue.task_done()
 
-    async def run(self, first: Exchange, mode: str | None = None) -> Record:
+    async def run(self, first: Exchange, mode: str | None = None, label: str | None = None) -> Record:
         """Get the other side, follow async jobs, download results, score, and record."""
         spec, inbound = first.spec, first.inbound
         assert spec is not None and inbound is not None, "only routed calls are mirrored"
@@ -138,14 +140,25 @@ class Mirror:
         images = {"primary": primary.image, "secondary": secondary.image, "input": aws_ex.input_image}
         return await self.store.add_async(Record.build(
             action=spec.action, product=spec.product, mode=mode, outcome=outcome,
-            scores=scores, primary=(primary.answer.status, primary.body),
-            secondary=(secondary.answer.status, secondary.body),
+            scores=scores, primary=(primary.answer.status, _body(primary)),
+            secondary=(secondary.answer.status, _body(secondary)),
             latency_ms=(primary.answer.seconds * 1000, secondary.answer.seconds * 1000),
             noise=noise.scores if noise else None, thresholds=thresholds,
-            details={"request_id": inbound.request_id,
+            details={"request_id": inbound.request_id, **self._context(first, mode, label),
                      **({"noise_error": noise.error} if noise and noise.error else {})},
             compare=spec.compare),
             {k: v for k, v in images.items() if v})
+
+    def _context(self, first: Exchange, mode: str, label: str | None) -> dict[str, Any]:
+        """What the report names: both sides, the sample rate, and the image (file name or URL)."""
+        spec, inbound = first.spec, first.inbound
+        assert spec is not None and inbound is not None
+        if label is None:
+            url = inbound.params.get(spec.image.url_param) if spec.image else None
+            label = url or (f"request body, {len(inbound.body)} bytes" if inbound.body else "")
+        return {"sides": {"aws": answered.aws_side(self.settings, spec, self.embedded),
+                          "aliyun": self.aliyun_label or answered.aliyun_side(spec, self.aliyun.endpoints)},
+                "sample_rate": 1.0 if mode == "offline" else self.settings.shadow_sample, "image": label}
 
     async def _finish_aws(self, spec: ActionSpec, ex: Exchange) -> Side:
         answer = answer_of(ex)
@@ -216,6 +229,14 @@ class Mirror:
                  noise=bool(noise and noise.scores), noise_error=noise.error if noise else None,
                  primary_ms=round(primary.answer.seconds * 1000, 1),
                  secondary_ms=round(secondary.answer.seconds * 1000, 1))
+
+
+def _body(side: Side) -> Any:
+    """The answer as data; a body that is neither JSON nor XML (a gateway's page, a transport failure's
+    text) is kept as its first 500 characters, so the report can say why."""
+    if side.body is not None or not side.answer.body:
+        return side.body
+    return side.answer.body[:500].decode("utf-8", "replace")
 
 
 def _drop(reason: str) -> None:
