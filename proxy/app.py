@@ -27,6 +27,7 @@ from .aliyun.request import InboundRequest, begin, merge_form, new_request_id, r
 from .aliyun.signature import Authenticator
 from .config import Settings
 from .exchange import Exchange, Observer
+from .hints import explain_refusal
 from .images import ImageLoader
 from .jobs import JobRunner
 from .kit import budget
@@ -110,6 +111,7 @@ class Gateway:
             if admission is not None:
                 admission.release()
         if error is not None:
+            error = explain_refusal(error, self.s.settings)  # an SSRF refusal names VISION_PROXY_FETCH_ALLOW
             response = self._error(error, inbound, request, spec.product if spec else "")
         if self.draining:
             response.headers["Connection"] = "close"  # clients move to another replica

@@ -19,6 +19,7 @@ from importlib import metadata
 from pathlib import Path
 
 from .config import ConfigError, Settings, load_settings
+from .hints import report_startup
 from .mappings import MappingError
 from .observability import configure_logging
 
@@ -124,6 +125,8 @@ def _run(args: argparse.Namespace) -> int:
                                              if args.command == "serve" else {}))
     # compare prints the report's path on stdout; its logs go to stderr with the progress bar
     configure_logging(settings.log_level, sys.stderr if args.command == "compare" else sys.stdout)
+    for line in report_startup(settings):  # misspelt variables, shadow without keys, region vs kit host
+        print(line, file=sys.stderr)
     if args.command == "compare":
         try:
             return _compare(settings, args)

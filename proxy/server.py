@@ -29,8 +29,13 @@ async def serve(settings: Settings) -> None:
     admin = web.AppRunner(build_admin_app(app), access_log=None)
     await runner.setup()
     await admin.setup()
-    await web.TCPSite(admin, settings.admin_host or settings.host, settings.admin_port).start()
-    await web.TCPSite(runner, settings.host, settings.port).start()
+    try:
+        await web.TCPSite(admin, settings.admin_host or settings.host, settings.admin_port).start()
+        await web.TCPSite(runner, settings.host, settings.port).start()
+    except OSError:  # a busy port: close what was opened; the CLI says it in one line
+        await runner.cleanup()
+        await admin.cleanup()
+        raise
     log.info("server.listening", app=f"{settings.host}:{runner.addresses[0][1]}",
              admin=f"{settings.admin_host or settings.host}:{admin.addresses[0][1]}",
              config=settings.model_dump(mode="json"))  # SecretStr values print masked
