@@ -38,6 +38,7 @@ from .kit.local.server import LocalBackend
 from .kit.timeouts import caller_waits
 from .limits import Admission, CallerLimits
 from .observability import metrics
+from .observers.coverage import CoverageObserver
 from .observers.log import log_exchange
 from .observers.metrics import observe_metrics
 from .observers.mirror import AwsAnswer, Mirror
@@ -296,8 +297,10 @@ def build_app(settings: Settings) -> web.Application:
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         services = await start_services(settings, registry)
         app[SERVICES] = services
-        app[GATEWAY] = Gateway(services, [log_exchange, observe_metrics, services.mirror.observe])
+        coverage = CoverageObserver(settings.data_dir, registry)  # the coverage scan (proxy/coverage.py)
+        app[GATEWAY] = Gateway(services, [log_exchange, observe_metrics, services.mirror.observe, coverage.observe])
         yield
+        coverage.flush()
         await stop_services(services)
 
     async def dispatch(request: web.Request) -> web.StreamResponse:

@@ -4,6 +4,7 @@ Commands:
   serve     serve the Aliyun-compatible API (the app changes one base URL)
   compare   compare Aliyun and AWS on a folder of images, then write the go/no-go report
   report    write the go/no-go report from a shadow record store
+  coverage  which Aliyun actions and parameters the app sends, how often, and which are served
 
 Settings come from VISION_PROXY_* variables and an optional --config YAML file (flags win). Every failure
 is one line on stderr and exit status 2 (1: compare could compare nothing).
@@ -97,6 +98,12 @@ def parser(compare_help: bool = True) -> argparse.ArgumentParser:
                          help="HTML report to write (default: beside the store)")
     compare.add_argument("--dry-run", action="store_true", help="no Aliyun: the embedded backend against itself")
     compare.add_argument("--config", type=Path, help="YAML file with any of the settings")
+    coverage = commands.add_parser("coverage", help="which Aliyun actions and parameters the traffic used",
+                                   description="Merge the coverage counts every proxy process wrote (<data_dir>/"
+                                               "coverage) and print, per action and version, how often the app "
+                                               "called it, what became of the calls, and which parameters it sent "
+                                               "(ignored: accepted without effect; unknown: not in the mapping).")
+    coverage.add_argument("--store", type=Path, help="coverage directory (default <VISION_PROXY_DATA_DIR>/coverage)")
     return top
 
 
@@ -121,6 +128,10 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.command == "report":
         return _report(args.store, args.out, args.config)
+    if args.command == "coverage":
+        from .coverage import coverage_command
+
+        return coverage_command(args.store or Path(os.environ.get("VISION_PROXY_DATA_DIR") or "data") / "coverage")
     settings = load_settings(args.config, **({"host": args.host, "port": args.port}
                                              if args.command == "serve" else {}))
     # compare prints the report's path on stdout; its logs go to stderr with the progress bar

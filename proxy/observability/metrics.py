@@ -65,6 +65,11 @@ SHADOW_COMPARISONS = Counter(f"{PREFIX}_shadow_comparisons", "Shadow comparisons
                              ["action", "outcome"])
 SHADOW_SCORES = Histogram(f"{PREFIX}_shadow_score", "Agreement metrics of shadow comparisons", ["action", "metric"],
                           buckets=(0.01, 0.05, 0.1, 0.2, 0.5, 0.8, 0.85, 0.9, 0.95, 0.99, 1, 10, 20, 25, 30, 40, 100))
+COVERAGE_REQUESTS = Counter(f"{PREFIX}_coverage_requests", "Aliyun calls seen, by what became of them "
+                            "(served, aliyun, refused, unknown); unmapped names as other",
+                            ["action", "version", "result"])
+COVERAGE_PARAMETERS = Counter(f"{PREFIX}_coverage_parameters", "Parameters callers sent, by effect (honoured, "
+                              "ignored: accepted without effect, unknown)", ["action", "parameter", "effect"])
 SHADOW_NOISE = Counter(f"{PREFIX}_shadow_noise", "Noise re-asks of the primary: measured, or error (not noise)",
                        ["outcome"])
 SHADOW_DROPS = Counter(f"{PREFIX}_shadow_drops", "Calls not compared, by reason", ["reason"])

@@ -158,10 +158,17 @@ def render_report(store: RecordStore, *, worst: int = WORST_PER_ACTION, title: s
 
 
 def write_report(store_dir: Path | str, out: Path | str, *, worst: int = WORST_PER_ACTION,
-                 criteria: Criteria | None = None) -> Path:
-    """Render the store at store_dir into the file out (parents created); returns the path."""
+                 criteria: Criteria | None = None, coverage: Path | None = None) -> Path:
+    """Render the store at store_dir into the file out (parents created); returns the path. The coverage
+    table is read from `coverage` (default: the coverage directory beside the store, <data_dir>/coverage)."""
+    from ...coverage import html_table, scan
+
     store = RecordStore(store_dir)
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_report(store, worst=worst, criteria=criteria), "utf-8")
+    page = render_report(store, worst=worst, criteria=criteria)
+    found = scan(coverage or Path(store_dir).parent / "coverage")
+    if found.rows:
+        page = page.replace("</main>", f"<h2>Coverage: what the app sends</h2>{html_table(found)}</main>")
+    path.write_text(page, "utf-8")
     return path
