@@ -354,3 +354,31 @@ def test_reverse_shadow_compares_v1_xml_callers(aliyun, fresh, images, tmp_path)
     assert (record.mode, record.outcome) == ("reverse-shadow", "matched"), (record.details, record.secondary)
     assert record.scores["f1"] == 1.0
     assert metric("vision_proxy_shadow_drops_total", reason="failed") == failed_before
+
+
+def test_unmapped_actions_are_forwarded_to_aliyun_in_shadow_mode(shadowed, fresh):
+    """shadow mode: an action no mapping knows still works (Aliyun answers it, unchanged), V3 re-signed and
+    V1 byte for byte, to the product its name and version point to; in aws mode it stays InvalidAction."""
+    import json
+
+    headers = raw.v3_headers("RecognizeTable", "2019-12-30", host=shadowed.endpoint, query={"ImageURL": "x"})
+    status, _, body = raw.request(shadowed.port, target="/?ImageURL=x", headers=headers)
+    assert status == 200, body
+    answer = json.loads(body)
+    assert answer["Data"] == {"Action": "RecognizeTable", "Params": ["ImageURL"]}  # the fake's own answer
+    assert (fresh.received[-1]["action"], fresh.received[-1]["verdict"]) == ("RecognizeTable", "ok")
+
+    params = raw.v1_params("RecognizeTable", "2019-12-30", {"ImageURL": "y"})
+    status, v1_answer = raw.post_v1(shadowed.port, params)
+    assert status == 200 and v1_answer["Data"]["Action"] == "RecognizeTable", v1_answer
+    assert (fresh.received[-1]["kind"], fresh.received[-1]["verdict"]) == ("v1", "ok")
+
+
+def test_unmapped_actions_stay_invalid_outside_shadow_mode(aliyun, fresh, tmp_path):
+    proxy = shadow_proxy(aliyun, tmp_path, shadow_mode="reverse-shadow")
+    try:
+        headers = raw.v3_headers("RecognizeTable", "2019-12-30", host=proxy.endpoint)
+        status, _, _ = raw.request(proxy.port, headers=headers)
+    finally:
+        proxy.close()
+    assert status == 404 and not fresh.received
