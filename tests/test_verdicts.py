@@ -3,10 +3,14 @@ the same outcome sets, so the number a lead reads in the report is the one the S
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from pathlib import Path
 
+import yaml
+
+from proxy.observability.metrics import LATENCY_BUCKETS
 from proxy.shadow.agreement import PROMQL_AGREED, PROMQL_COMPARED, agreement, error_rate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,3 +40,12 @@ def test_mismatch_alert_divides_by_the_same_comparisons() -> None:
     rule = (CHART / "templates" / "prometheusrule.yaml").read_text()
     block = rule.split("alert: VisionProxyShadowMismatch", 1)[1].split("- alert:", 1)[0]
     assert _outcome_sets(block) == {"mismatched", PROMQL_COMPARED}
+
+
+def test_latency_buckets_are_dense_around_the_alert_threshold() -> None:
+    """histogram_quantile interpolates inside a bucket: the p99 alert is only as sharp as the buckets beside it."""
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    threshold = float(values["metrics"]["prometheusRule"]["thresholds"]["latencyP99Seconds"])
+    assert threshold in LATENCY_BUCKETS
+    near = [b for b in LATENCY_BUCKETS if threshold - 3 <= b <= threshold + 2]
+    assert all(b - a <= 1 for a, b in itertools.pairwise(near)) and len(near) >= 5, near
