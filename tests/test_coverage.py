@@ -64,3 +64,10 @@ def test_coverage_of_mixed_traffic(images, tmp_path: Path) -> None:
     row = next(ln for ln in lines if ln.startswith("RecognizeCharacter "))
     assert "ImageType ×2 (ignored: no effect)" in row and " 3 " in row
     assert any(ln.startswith("RecognizeSomethingNew") and "(not mapped)" in ln for ln in lines), lines
+
+    from proxy.shadow.report import write_report
+
+    (tmp_path / "shadow").mkdir(exist_ok=True)  # the report finds the coverage beside the record store
+    html = write_report(tmp_path / "shadow", tmp_path / "report.html").read_text()
+    assert 'id="coverage"' in html and 'data-coverage="RecognizeSomethingNew"' in html
+    assert "ImageType ×2 (ignored: no effect)" in html

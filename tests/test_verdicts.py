@@ -49,3 +49,37 @@ def test_latency_buckets_are_dense_around_the_alert_threshold() -> None:
     assert threshold in LATENCY_BUCKETS
     near = [b for b in LATENCY_BUCKETS if threshold - 3 <= b <= threshold + 2]
     assert all(b - a <= 1 for a, b in itertools.pairwise(near)) and len(near) >= 5, near
+
+
+def test_verdict_criteria() -> None:
+    from proxy.shadow.verdicts import GO, NO_GO, NOT_ENOUGH, Criteria, judge, overall
+
+    criteria = Criteria(min_samples=10, min_agreement=0.9, max_error_rate=0.1, max_latency_ratio=2)
+    good = judge({"matched": 19, "ignored": 1}, 300, 200, criteria)
+    assert good.verdict == GO and all(c.passed for c in good.checks)
+    assert judge({"matched": 9}, 300, 200, criteria).verdict == NOT_ENOUGH  # one short of the minimum
+    slow = judge({"matched": 20}, 500, 200, criteria)  # 2.5x Aliyun's p95
+    assert slow.verdict == NO_GO and [c.name for c in slow.checks if c.passed is False] == ["latency ratio"]
+    erring = judge({"matched": 20, "error": 3}, 100, 100, criteria)  # 13 % errors
+    assert erring.verdict == NO_GO and [c.name for c in erring.checks if c.passed is False] == ["error rate"]
+    disagreeing = judge({"matched": 17, "mismatched": 3}, None, None, criteria)  # 85 %; latency unknown
+    assert disagreeing.verdict == NO_GO and disagreeing.checks[-1].passed is None
+    assert overall([good, judge({"matched": 1}, 1, 1, criteria)]).verdict == NOT_ENOUGH
+    assert overall([good, slow]).verdict == NO_GO and overall([good]).verdict == GO
+    assert overall([]).verdict == NOT_ENOUGH
+
+
+def test_xml_answers_read_back_into_the_json_shape() -> None:
+    from proxy.aliyun.serialize import success
+    from proxy.shadow.compare import ocr_lines
+    from proxy.shadow.xmlbody import parse_xml
+
+    one = {"Data": {"Results": [{"Text": "hello", "Probability": 0.9,
+                                 "TextRectangles": {"Left": 1, "Top": 2, "Width": 30, "Height": 10, "Angle": 0}}]}}
+    body = success("RecognizeCharacter", "R-1", one, "xml").body
+    assert isinstance(body, bytes)
+    parsed = parse_xml(body)
+    assert parsed is not None and parsed["RequestId"] == "R-1"
+    (line,) = ocr_lines("text_rectangles", parsed)  # a list of one reads as one object in XML
+    assert line.text == "hello" and line.bbox == (1.0, 2.0, 31.0, 12.0)
+    assert parse_xml(b"not xml") is None
