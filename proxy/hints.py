@@ -18,8 +18,6 @@ PREFIX = "VISION_PROXY_"
 UNREACHABLE = "the address is not reachable from this service"  # proxy/ssrf.py and proxy/images.py say this
 FETCH_HINT = ("to fetch images from it, add its host or network (e.g. 127.0.0.1/32, 10.0.0.0/8) to "
               "VISION_PROXY_FETCH_ALLOW")
-# Variables the proxy's surroundings set that are not settings (tests, the chart, the shell).
-NOT_SETTINGS = frozenset({"VISION_PROXY_IMAGE", "VISION_PROXY_VERSION"})
 
 
 def setting_names() -> list[str]:
@@ -33,7 +31,7 @@ def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
     known = set(names)
     lines = []
     for var in sorted(environ):
-        if not var.startswith(PREFIX) or var in NOT_SETTINGS:
+        if not var.startswith(PREFIX):
             continue
         top = var.split("__", 1)[0]  # VISION_PROXY_KIT_ROUTES__OCR: a nested field of kit_routes
         if top in known:
