@@ -112,3 +112,16 @@ def test_report_shows_verdicts_sides_and_every_failing_case(chromium, report, im
     # each score says what it measures and which way is better, under the histograms and in the case tables
     assert dom.stdout.count("character error rate of the whole text") >= 2
     assert "higher is better" in dom.stdout
+
+
+def test_coinciding_boxes_show_both_colours() -> None:
+    """Where Aliyun's and AWS's boxes coincide exactly, both colours stay visible (a band inside a band)."""
+    from PIL import Image
+
+    from proxy.shadow.compare import Line
+    from proxy.shadow.report import ALIYUN_RGB, AWS_RGB, ocr_overlay
+
+    box = Line("same", 0.9, ((40.0, 40.0), (360.0, 40.0), (360.0, 120.0), (40.0, 120.0)), (40, 40, 360, 120))
+    drawn = ocr_overlay(Image.new("RGB", (400, 160), "white"), [box], [box], (ALIYUN_RGB, AWS_RGB))
+    colours = set(drawn.getdata())
+    assert ALIYUN_RGB in colours and AWS_RGB in colours
