@@ -83,3 +83,17 @@ def test_xml_answers_read_back_into_the_json_shape() -> None:
     (line,) = ocr_lines("text_rectangles", parsed)  # a list of one reads as one object in XML
     assert line.text == "hello" and line.bbox == (1.0, 2.0, 31.0, 12.0)
     assert parse_xml(b"not xml") is None
+
+
+def test_the_aws_side_is_named_as_configured() -> None:
+    from proxy.config import load_settings
+    from proxy.shadow.answered import EMBEDDED, aws_side
+    from tests.harness import mapping
+
+    ocr, sr = mapping("RecognizeCharacter"), mapping("MakeSuperResolutionImage")
+    kit = load_settings(None, kit_url="https://abc123.execute-api.cn-northwest-1.amazonaws.com.cn",
+                        kit_sagemaker_endpoints={"super_resolution": "sr-endpoint"})
+    assert aws_side(kit, ocr, embedded=False) == (
+        "kit https://abc123.execute-api.cn-northwest-1.amazonaws.com.cn/prod/lite-ocr (route ocr)")
+    assert aws_side(kit, sr, embedded=False) == "SageMaker endpoint sr-endpoint (SageMaker Runtime cn-northwest-1)"
+    assert aws_side(kit, ocr, embedded=True) == EMBEDDED == "embedded demo models — not the kit"
