@@ -36,7 +36,7 @@ from .config import CallerKey, Settings
 from .exchange import Exchange
 from .mappings import ActionSpec, Registry
 from .shadow.agreement import COMPARED
-from .shadow.aliyun import DEFAULT_ENDPOINTS, Answer, NoAliyunKey
+from .shadow.aliyun import DEFAULT_ENDPOINTS, AliyunClient, Answer, NoAliyunKey
 from .shadow.records import RecordStore
 from .shadow.report import write_report
 from .shadow.verdicts import Criteria
@@ -197,10 +197,8 @@ def _params(spec: ActionSpec, path: Path, url_prefix: str | None) -> dict[str, s
     return params
 
 
-async def _ask_aliyun(aliyun: object, spec: ActionSpec, path: Path, url_prefix: str | None) -> Answer:
-    from .shadow.aliyun import AliyunClient
-
-    assert isinstance(aliyun, AliyunClient) and spec.image is not None
+async def _ask_aliyun(aliyun: AliyunClient, spec: ActionSpec, path: Path, url_prefix: str | None) -> Answer:
+    assert spec.image is not None
     image = path.read_bytes() if spec.image.raw_body else None
     started = time.perf_counter()
     try:
