@@ -67,6 +67,10 @@ ul.criteria li.pass::before{content:"✓ ";color:var(--ok)}ul.criteria li.fail::
 ul.criteria li.unknown::before{content:"? ";color:var(--muted)}
 .loud{background:#d93b3b;color:#fff;font-weight:700;font-size:16px;padding:12px 16px;border-radius:10px}
 #sides{width:auto;margin:10px 0}#sides th{text-transform:none;font-size:13px}
+td.verdict-cell{font-size:12px;font-weight:700;line-height:1.2}
+td.verdict-cell[data-verdict="GO"]{color:var(--ok)}td.verdict-cell[data-verdict="NO-GO"]{color:#d93b3b}
+td.verdict-cell[data-verdict="NOT ENOUGH DATA"]{color:var(--muted)}
+#summary{table-layout:auto}
 .histfig{max-width:340px}.metric-help{font-size:11px}
 details.evidence{background:#fff;border:1px solid var(--line);border-radius:10px;padding:8px 12px}
 details.evidence summary{cursor:pointer;font-weight:600}
