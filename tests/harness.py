@@ -12,6 +12,7 @@ Metrics (in this process, or scraped from a `serve` process, tests/processes.py)
 
     metric_value("vision_proxy_kit_calls_total", route="ocr", status="403")    # this process's registry
     metric_value("vision_proxy_requests_total", served.metrics(), code="OK")   # a /metrics text
+    metric_label_values("vision_proxy_coverage", "action")                     # the values a label takes
 
 A `python -m proxy serve` subprocess: `proxy_process` in tests/processes.py.
 """
@@ -189,6 +190,15 @@ def metric_value(name: str, text: str | None = None, /, **labels: str) -> float:
     return sum(s.value for family in text_string_to_metric_families(text) for s in family.samples
                if s.name == name and labels.items() <= s.labels.items())
 
+
+
+def metric_label_values(prefix: str, label: str, text: str | None = None, /) -> set[str]:
+    """Every value the label `label` takes on samples whose name starts with `prefix` (to check that a label
+    set is closed), read like `metric_value` from `text` or this process's registry."""
+    if text is None:
+        text = generate_latest(REGISTRY).decode()
+    return {s.labels[label] for family in text_string_to_metric_families(text) for s in family.samples
+            if s.name.startswith(prefix) and label in s.labels}
 
 def mapping(action: str, version: str | None = None) -> ActionSpec:
     """The action's mapping, as the proxy loads it (the first version found unless `version` is given)."""

@@ -27,18 +27,15 @@ def poc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FakeAliyun, 
     (folder / "board-1.png").write_bytes(imagegen.text_image("PNG"))
     (folder / "board-2.jpg").write_bytes(imagegen.text_image("JPEG"))
     fake = FakeAliyun()
-    server = AppServer(fake.app)
-    fake.base_url = server.url
 
     def static() -> web.Application:
         app = web.Application()
         app.router.add_static("/poc/", folder)
         return app
 
-    files = AppServer(static)
-    yield fake, folder, f"{files.url}/poc"
-    server.close()
-    files.close()
+    with AppServer(fake.app) as server, AppServer(static) as files:
+        fake.base_url = server.url
+        yield fake, folder, f"{files.url}/poc"
 
 
 def run(fake: FakeAliyun, data: Path, *args: str, key_env: bool = True) -> subprocess.CompletedProcess[str]:

@@ -10,26 +10,18 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 from alibabacloud_ocr20191230 import models as ocr_models
-from prometheus_client import REGISTRY, generate_latest
-from prometheus_client.parser import text_string_to_metric_families
 
 from proxy.coverage import scan
 from tests import raw, sdk
 from tests.conftest import CALLER_KEYS
-from tests.harness import ProxyServer, clean_env
-
-
-def metric(name: str, **labels: str) -> float:
-    return sum(s.value for f in text_string_to_metric_families(generate_latest(REGISTRY).decode())
-               for s in f.samples if s.name == name and labels.items() <= s.labels.items())
+from tests.harness import ProxyServer, clean_env, metric_label_values, metric_value
 
 
 def test_coverage_of_mixed_traffic(images, tmp_path: Path) -> None:
-    ignored_before = metric("vision_proxy_coverage_parameters_total", action="RecognizeCharacter",
-                            parameter="ImageType", effect="ignored")
-    unknown_before = metric("vision_proxy_coverage_requests_total", action="other", result="unknown")
-    proxy = ProxyServer(caller_keys=CALLER_KEYS, fetch_allow="127.0.0.1/32", data_dir=tmp_path)
-    try:
+    ignored_before = metric_value("vision_proxy_coverage_parameters_total", action="RecognizeCharacter",
+                                  parameter="ImageType", effect="ignored")
+    unknown_before = metric_value("vision_proxy_coverage_requests_total", action="other", result="unknown")
+    with ProxyServer(caller_keys=CALLER_KEYS, fetch_allow="127.0.0.1/32", data_dir=tmp_path) as proxy:
         client = sdk.ocr(proxy.endpoint)
         for _ in range(2):
             client.recognize_character(ocr_models.RecognizeCharacterRequest(
@@ -42,13 +34,13 @@ def test_coverage_of_mixed_traffic(images, tmp_path: Path) -> None:
         assert raw.request(proxy.port, headers=headers)[0] == 404
         bad = raw.v3_headers("RecognizeCharacter", "2019-12-30", host=proxy.endpoint, query=query, secret="wrong")
         assert raw.request(proxy.port, target="/?" + urlencode(query), headers=bad)[0] == 400
-    finally:
-        proxy.close()  # flushes the counts
-    assert metric("vision_proxy_coverage_parameters_total", action="RecognizeCharacter", parameter="ImageType",
-                  effect="ignored") - ignored_before == 2  # the served call and the refused one
-    assert metric("vision_proxy_coverage_requests_total", action="other", result="unknown") - unknown_before == 1
-    families = text_string_to_metric_families(generate_latest(REGISTRY).decode())
-    actions = {s.labels["action"] for f in families for s in f.samples if s.name.startswith("vision_proxy_coverage")}
+    # leaving the block closes the proxy, which flushes the counts
+    ignored = metric_value("vision_proxy_coverage_parameters_total", action="RecognizeCharacter",
+                           parameter="ImageType", effect="ignored")
+    assert ignored - ignored_before == 2  # the served call and the refused one
+    unknown = metric_value("vision_proxy_coverage_requests_total", action="other", result="unknown")
+    assert unknown - unknown_before == 1
+    actions = metric_label_values("vision_proxy_coverage", "action")
     assert "RecognizeSomethingNew" not in actions  # closed label sets: an unknown name is "other"
 
     found = {(r.action, r.version): r for r in scan(tmp_path / "coverage").rows}

@@ -80,13 +80,9 @@ def test_a_china_region_with_a_global_kit_host_warns():
 def test_the_ssrf_refusal_names_the_setting(images, capfd):
     """A first SDK call with a loopback image URL: the answer (this proxy only listens on loopback) and the
     log both say which setting would allow it."""
-    proxy = ProxyServer(caller_keys=CALLER_KEYS)  # no fetch_allow
-    try:
-        with pytest.raises(TeaException) as caught:
-            sdk.ocr(proxy.endpoint).recognize_character(ocr_models.RecognizeCharacterRequest(
-                image_url=f"{images.url}/text.png", min_height=10, output_probability=True))
-    finally:
-        proxy.close()
+    with ProxyServer(caller_keys=CALLER_KEYS) as proxy, pytest.raises(TeaException) as caught:  # no fetch_allow
+        sdk.ocr(proxy.endpoint).recognize_character(ocr_models.RecognizeCharacterRequest(
+            image_url=f"{images.url}/text.png", min_height=10, output_probability=True))
     assert caught.value.code == "InvalidImage.URL" and "VISION_PROXY_FETCH_ALLOW" in caught.value.message
     logged = capfd.readouterr().out
     assert "image.url_refused" in logged and "VISION_PROXY_FETCH_ALLOW" in logged

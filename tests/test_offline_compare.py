@@ -68,8 +68,6 @@ def test_offline_noise_reasks_carry_the_whole_request(tmp_path):
     from tests.harness import AppServer, clean_env
 
     fake = FakeAliyun()
-    server = AppServer(fake.app)
-    fake.base_url = server.url
     folder = tmp_path / "poc"
     folder.mkdir()
 
@@ -78,22 +76,19 @@ def test_offline_noise_reasks_carry_the_whole_request(tmp_path):
         app.router.add_static("/poc/", folder)
         return app
 
-    files = AppServer(static)
     (folder / "board-1.png").write_bytes(imagegen.text_image("PNG"))
     actions = ["RecognizeCharacter", "RecognizeGeneral"]  # a URL action and a raw-body (ocr-api) one
-    env = clean_env()
-    env.update(VISION_PROXY_DATA_DIR=str(tmp_path / "data"), VISION_PROXY_FETCH_ALLOW="127.0.0.1/32",
-               VISION_PROXY_SHADOW_NOISE="true",
-               VISION_PROXY_ALIYUN_ENDPOINTS=json.dumps({"ocr": server.url, "ocr-api": server.url}))
-    try:
+    with AppServer(fake.app) as server, AppServer(static) as files:
+        fake.base_url = server.url
+        env = clean_env()
+        env.update(VISION_PROXY_DATA_DIR=str(tmp_path / "data"), VISION_PROXY_FETCH_ALLOW="127.0.0.1/32",
+                   VISION_PROXY_SHADOW_NOISE="true",
+                   VISION_PROXY_ALIYUN_ENDPOINTS=json.dumps({"ocr": server.url, "ocr-api": server.url}))
         proc = subprocess.run(
             [sys.executable, "-m", "proxy", "compare", str(folder), "--actions", ",".join(actions),
              "--url-prefix", f"{files.url}/poc", "--aliyun-key", ":".join(ALIYUN_KEY),
              "--store", str(tmp_path / "data" / STORE_SUBDIR), "--out", str(tmp_path / "poc.html")],
             env=env, capture_output=True, text=True, timeout=300)
-    finally:
-        server.close()
-        files.close()
     assert proc.returncode == 0, proc.stderr[-3000:]
     for action in actions:
         asks = [r for r in fake.received if r["action"] == action]

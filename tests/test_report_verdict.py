@@ -58,15 +58,14 @@ class _Marked(HTMLParser):
 @pytest.fixture(scope="module")
 def report(aliyun, images, tmp_path_factory, monkeypatch_module) -> Path:  # noqa: F811
     data = tmp_path_factory.mktemp("verdict")
-    proxy = shadow_proxy(aliyun, data, shadow_mode="reverse-shadow")
     try:
-        for done, flaw in enumerate((None, None, "missing-line", "error"), 1):
-            aliyun.flaw = flaw
-            recognize(proxy, images)
-            wait_for_records(proxy, done)
+        with shadow_proxy(aliyun, data, shadow_mode="reverse-shadow") as proxy:
+            for done, flaw in enumerate((None, None, "missing-line", "error"), 1):
+                aliyun.flaw = flaw
+                recognize(proxy, images)
+                wait_for_records(proxy, done)
     finally:
-        aliyun.flaw = None
-        proxy.close()
+        aliyun.flaw = None  # the module's fake Aliyun is shared: leave it unflawed
     monkeypatch_module.setenv("VISION_PROXY_SHADOW_VERDICT_MIN_SAMPLES", "2")
     out = data / "report.html"
     assert cli_main(["report", "--store", str(data / STORE_SUBDIR), "--out", str(out)]) == 0

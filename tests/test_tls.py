@@ -6,15 +6,14 @@ from __future__ import annotations
 import os
 import socket
 import ssl
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import requests
 
 from proxy.tls import start_tls_site
-from tests.harness import ProxyServer, clean_env, free_port
+from tests.harness import ProxyServer, free_port
+from tests.processes import proxy_process
 from tests.tlsnames import make_ca_and_cert
 
 
@@ -34,8 +33,7 @@ def test_a_renewed_certificate_is_used_without_a_restart(tmp_path):
     live_cert, live_key = tmp_path / "tls.crt", tmp_path / "tls.key"
     live_cert.write_bytes(cert1.read_bytes())
     live_key.write_bytes(key1.read_bytes())
-    proxy = ProxyServer(data_dir=tmp_path / "data")
-    try:
+    with ProxyServer(data_dir=tmp_path / "data") as proxy:
         port = free_port()
         assert proxy.runner is not None
         reloading = proxy.lt.run(start_tls_site(proxy.runner, "127.0.0.1", live_cert, live_key, port))
@@ -51,30 +49,13 @@ def test_a_renewed_certificate_is_used_without_a_restart(tmp_path):
         os.utime(live_key, ns=(bump + 10**9, bump + 10**9))
         _issuer(port, ca2)  # the broken pair is ignored: the last good one still answers
         assert reloading.reloads == 1
-    finally:
-        proxy.close()
 
 def test_serve_listens_with_tls_when_configured(tmp_path):
     ca, cert, key = make_ca_and_cert(tmp_path, ("localhost",))
-    port, admin, tls_port = free_port(), free_port(), free_port()
-    env = clean_env(VISION_PROXY_DATA_DIR=str(tmp_path / "data"), VISION_PROXY_ADMIN_PORT=str(admin),
-                    VISION_PROXY_TLS_CERT_FILE=str(cert), VISION_PROXY_TLS_KEY_FILE=str(key),
-                    VISION_PROXY_TLS_PORT=str(tls_port))
-    proc = subprocess.Popen([sys.executable, "-m", "proxy", "serve", "--port", str(port)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if requests.get(f"http://127.0.0.1:{admin}/readyz", timeout=2).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, "serve did not become ready"
-            time.sleep(0.3)
+    tls_port = free_port()
+    env = {"VISION_PROXY_DATA_DIR": str(tmp_path / "data"), "VISION_PROXY_TLS_CERT_FILE": str(cert),
+           "VISION_PROXY_TLS_KEY_FILE": str(key), "VISION_PROXY_TLS_PORT": str(tls_port)}
+    with proxy_process(env, ready_seconds=90):
         resp = requests.get(f"https://localhost:{tls_port}/?Action=Nothing&Version=2019-12-30", verify=str(ca),
                             timeout=10)
         assert resp.status_code == 404 and "<Code>InvalidAction.NotFound</Code>" in resp.text  # XML: no Format
-    finally:
-        proc.terminate()
-        proc.wait(30)

@@ -34,10 +34,9 @@ TTL = 2
 
 @pytest.fixture(scope="module")
 def uproxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProxyServer]:
-    server = ProxyServer(caller_keys=CALLER_KEYS, data_dir=tmp_path_factory.mktemp("uploads"),
-                         upload_host=UPLOAD_HOST)
-    yield server
-    server.close()
+    with ProxyServer(caller_keys=CALLER_KEYS, data_dir=tmp_path_factory.mktemp("uploads"),
+                     upload_host=UPLOAD_HOST) as server:
+        yield server
 
 
 def grant(proxy: ProxyServer) -> dict[str, Any]:
@@ -157,12 +156,9 @@ def test_wrong_bucket_and_method(uproxy):
 
 def test_an_upload_with_no_later_call_is_deleted_after_its_ttl(tmp_path):
     """A short TTL (policy 2 s, object 2 s more) and a frequent cleanup: the file goes, the URL then fails."""
-    short = ProxyServer(caller_keys=CALLER_KEYS, data_dir=tmp_path, upload_host=UPLOAD_HOST,
-                        upload_ttl_seconds=TTL, result_cleanup_interval_seconds=0.3)
-    try:
+    with ProxyServer(caller_keys=CALLER_KEYS, data_dir=tmp_path, upload_host=UPLOAD_HOST,
+                     upload_ttl_seconds=TTL, result_cleanup_interval_seconds=0.3) as short:
         _deleted_after_ttl(short)
-    finally:
-        short.close()
 
 
 def _deleted_after_ttl(uproxy: ProxyServer) -> None:

@@ -76,11 +76,10 @@ def uproxy(request: pytest.FixtureRequest, tls_files: tuple[Path, Path, Path],
         monkeypatch_module.setenv("AWS_SECRET_ACCESS_KEY", S3_SECRET)
         extra = {"result_store": "s3", "s3_bucket": BUCKET, "s3_endpoint_url": endpoint, "s3_region": REGION,
                  "s3_addressing_style": "path"}
-    server = upload_proxy(tls_files, tmp_path_factory.mktemp("uploads"), **extra)
-    ports = {443: server.tls_port, 80: server.port}  # type: ignore[attr-defined]
-    with resolve_to(ALIYUN_NAMES, (UPLOAD_NAME,), ports):
-        yield server
-    server.close()
+    with upload_proxy(tls_files, tmp_path_factory.mktemp("uploads"), **extra) as server:
+        ports = {443: server.tls_port, 80: server.port}  # type: ignore[attr-defined]
+        with resolve_to(ALIYUN_NAMES, (UPLOAD_NAME,), ports):
+            yield server
 
 
 @pytest.fixture(scope="module")
@@ -231,9 +230,8 @@ def test_two_replicas_authorize_and_act_on_one_upload_to_the_other(tls_files, tm
     """Replica A answers AuthorizeFileUpload and the action; the upload lands on replica B (as a load
     balancer may send it). They share the data volume and the signing key, nothing else."""
     a_port, b_port = free_port(), free_port()
-    b = upload_proxy(tls_files, tmp_path, tls_port=b_port)
-    a = upload_proxy(tls_files, tmp_path, tls_port=a_port, upload_port=b_port)
-    try:
+    with upload_proxy(tls_files, tmp_path, tls_port=b_port) as b, \
+            upload_proxy(tls_files, tmp_path, tls_port=a_port, upload_port=b_port) as a:
         with resolve_to((), (UPLOAD_NAME,), {}):
             c = client(sdk.ocr, a, tls_files[0], "endpoint")
             resp = c.recognize_character_advance(ocr_models.RecognizeCharacterAdvanceRequest(
@@ -242,6 +240,3 @@ def test_two_replicas_authorize_and_act_on_one_upload_to_the_other(tls_files, tm
         assert_lines_found([r.text for r in resp.body.data.results])
         assert own_reads(a) == 1 and own_reads(b) == 0
         assert list((tmp_path / "results" / "upload").rglob("*"))  # B stored it where A read it
-    finally:
-        a.close()
-        b.close()

@@ -48,9 +48,8 @@ def _node_modules() -> Path:
 
 @pytest.fixture(scope="module")
 def nproxy(tls_files, tmp_path_factory) -> Iterator[ProxyServer]:  # noqa: F811
-    server = upload_proxy(tls_files, tmp_path_factory.mktemp("node-uploads"))
-    yield server
-    server.close()
+    with upload_proxy(tls_files, tmp_path_factory.mktemp("node-uploads")) as server:
+        yield server
 
 
 @pytest.mark.parametrize("action", ["SegmentBody", "SegmentCommonImage"])

@@ -48,8 +48,7 @@ def test_older_generation_uploads_over_http_through_http_proxy(tmp_path):
         portrait = f.read()
     image = tmp_path / "person.jpg"
     image.write_bytes(portrait)
-    proxy = ProxyServer(caller_keys=CALLER_KEYS, data_dir=tmp_path / "data", upload_host="up.vision.internal")
-    try:
+    with ProxyServer(caller_keys=CALLER_KEYS, data_dir=tmp_path / "data", upload_host="up.vision.internal") as proxy:
         env = {**os.environ, "PYTHONPATH": str(target), "HTTP_PROXY": proxy.url}
         env.pop("NO_PROXY", None), env.pop("no_proxy", None)
         job = {"key": sdk.KEY, "secret": sdk.SECRET, "file": str(image)}
@@ -65,5 +64,3 @@ def test_older_generation_uploads_over_http_through_http_proxy(tmp_path):
             session.trust_env = False
             resp = session.get(url, proxies={"http": proxy.url}, timeout=30)
         assert Image.open(io.BytesIO(resp.content)).size == Image.open(io.BytesIO(portrait)).size
-    finally:
-        proxy.close()
