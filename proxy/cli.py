@@ -53,6 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     except MappingError as exc:
         print(f"mapping error: {exc}", file=sys.stderr)
         return 2
+    except ConfigError as exc:  # checked against the mappings (action_backends)
+        print(exc, file=sys.stderr)
+        return 2
     return 0
 
 
