@@ -56,7 +56,11 @@ class ActionBackend(BaseModel):
 
 # With no kit configured, the embedded backend's general-object model answers Aliyun's general matting actions
 # (proxy/kit/local/general.py); its person model (the kit's own route) keeps SegmentBody and SegmentHDBody.
-EMBEDDED_ACTION_BACKENDS: dict[str, ActionBackend] = {}
+GENERAL_SEGMENTATION_ROUTE = "general-segmentation"  # served by the embedded backend only
+EMBEDDED_ACTION_BACKENDS = {
+    "SegmentCommonImage": ActionBackend(route=GENERAL_SEGMENTATION_ROUTE),
+    "SegmentHDCommonImage": ActionBackend(route=GENERAL_SEGMENTATION_ROUTE),
+}
 
 
 class BackendSettings(BaseModel):

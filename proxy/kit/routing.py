@@ -14,17 +14,18 @@ from ..mappings import ActionSpec, Registry
 from .client import KitClient, sagemaker_runtime_url
 
 
-def overrides(settings: Settings) -> dict[str, ActionBackend]:
-    """Action name -> its backend: the embedded defaults (no kit_url only), then the operator's own."""
-    chosen = dict(settings.embedded_action_backends) if settings.kit_url is None else {}
+def overrides(settings: Settings, embedded: bool) -> dict[str, ActionBackend]:
+    """Action name -> its backend: the embedded defaults (no kit configured only), then the operator's own."""
+    chosen = dict(settings.embedded_action_backends) if embedded else {}
     return {**chosen, **settings.action_backends}
 
 
-def check(settings: Settings, registry: Registry) -> dict[str, ActionSpec]:
+def check(settings: Settings, registry: Registry, embedded: bool | None = None) -> dict[str, ActionSpec]:
     """Each overridden action's mapping; an unknown name, or an action that calls no kit, is refused with the
-    nearest name that would do."""
+    nearest name that would do. `embedded` defaults to whether kit_url is unset."""
+    embedded = settings.kit_url is None if embedded is None else embedded
     calling = {spec.action: spec for spec in registry.specs.values() if spec.kit_route is not None}
-    for name in overrides(settings):
+    for name in overrides(settings, embedded):
         if name in calling:
             continue
         if name in registry.actions:
@@ -34,15 +35,16 @@ def check(settings: Settings, registry: Registry) -> dict[str, ActionSpec]:
         hint = f"did you mean {near[0]}?" if near else f"use one of {', '.join(sorted(calling))}"
         raise ConfigError(f"config error: action_backends (VISION_PROXY_ACTION_BACKENDS): no action {name!r}; "
                           f"{hint}")
-    return {name: calling[name] for name in overrides(settings)}
+    return {name: calling[name] for name in overrides(settings, embedded)}
 
 
 async def apply(settings: Settings, registry: Registry, kit: KitClient, embedded: bool) -> dict[str, str]:
     """Register every override with `kit`; answer action name -> route key for `Call.kit_route`. `settings`
     carries the kit_url in use (the embedded backend's when `embedded`)."""
     routes: dict[str, str] = {}
-    for name, spec in check(settings, registry).items():
-        backend = overrides(settings)[name]
+    chosen = overrides(settings, embedded)
+    for name, spec in check(settings, registry, embedded).items():
+        backend = chosen[name]
         assert spec.kit_route is not None  # check() kept only actions that call the kit
         if backend.transport == "sagemaker":
             base = str(backend.url or settings.sagemaker_url or (settings.kit_url if embedded else "")) or \
