@@ -1,6 +1,7 @@
 """A backend per action: one setting sends SegmentCommonImage to a second backend while SegmentBody stays on
 the kit. Both backends are FaultKits (tests/kit_faults.py) verifying SigV4 on their own ports; the calls come
-through the real imageseg SDK."""
+through the real imageseg SDK. The SageMaker transport is checked against the embedded backend's SageMaker
+Runtime front."""
 
 from __future__ import annotations
 
@@ -8,11 +9,14 @@ import io
 import json
 
 import pytest
+from alibabacloud_imageenhan20190930 import models as enhan
 from alibabacloud_imageseg20191230 import models as seg
+from alibabacloud_tea_openapi.exceptions import ServerException
 
 from proxy.config import ConfigError, load_settings
 from tests import sdk
-from tests.harness import AppServer, serve_files
+from tests.conftest import CALLER_KEYS
+from tests.harness import AppServer, ProxyServer, metric_value, serve_files
 from tests.imagegen import texture
 from tests.kit_faults import FaultKit, remote_kit_proxy
 
@@ -77,3 +81,29 @@ def test_one_environment_variable_and_its_checks(monkeypatch: pytest.MonkeyPatch
         monkeypatch.setenv("VISION_PROXY_ACTION_BACKENDS", json.dumps({"SegmentBody": wrong}))
         with pytest.raises(ConfigError, match=says):
             load_settings()
+
+
+def test_sagemaker_transport_signs_for_sagemaker_and_names_the_endpoint(tmp_path) -> None:
+    """MakeSuperResolutionImage to a SageMaker endpoint by one setting: the embedded backend (no kit_url) plays
+    SageMaker Runtime and checks the signature for service `sagemaker`; a wrong endpoint name is the operator's
+    mistake, ServiceUnavailable to the caller."""
+    def calls(route: str, status: str) -> float:
+        return metric_value("vision_proxy_kit_calls_total", route=route, status=status)
+
+    request = enhan.MakeSuperResolutionImageRequest(upscale_factor=2, output_format="png")
+    with serve_files({"/small.png": _png(64, 48)}) as pictures:
+        request.url = f"{pictures.url}/small.png"
+        for endpoint, status in (("super-resolution", "200"), ("no-such-endpoint", "400")):
+            before = calls("MakeSuperResolutionImage", status), calls("super_resolution", "200")
+            with ProxyServer(caller_keys=CALLER_KEYS, fetch_allow="127.0.0.1/32", data_dir=tmp_path / endpoint,
+                             action_backends={"MakeSuperResolutionImage": {"transport": "sagemaker",
+                                                                           "endpoint": endpoint}}) as proxy:
+                client = sdk.imageenhan(proxy.endpoint)
+                if status == "200":
+                    assert client.make_super_resolution_image(request).body.data.url
+                else:
+                    with pytest.raises(ServerException) as caught:
+                        client.make_super_resolution_image(request)
+                    assert caught.value.code == "ServiceUnavailable"
+            assert calls("MakeSuperResolutionImage", status) - before[0] >= 1  # every tile on the override
+            assert calls("super_resolution", "200") == before[1]  # none on the mapping's own route
