@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
 
 import pytest
 from alibabacloud_imageenhan20190930 import models as enhan
@@ -16,7 +18,7 @@ from alibabacloud_tea_openapi.exceptions import ServerException
 from proxy.config import ConfigError, load_settings
 from tests import sdk
 from tests.conftest import CALLER_KEYS
-from tests.harness import AppServer, ProxyServer, metric_value, serve_files
+from tests.harness import AppServer, ProxyServer, clean_env, free_port, metric_value, serve_files
 from tests.imagegen import texture
 from tests.kit_faults import FaultKit, remote_kit_proxy
 
@@ -107,3 +109,12 @@ def test_sagemaker_transport_signs_for_sagemaker_and_names_the_endpoint(tmp_path
                     assert caught.value.code == "ServiceUnavailable"
             assert calls("MakeSuperResolutionImage", status) - before[0] >= 1  # every tile on the override
             assert calls("super_resolution", "200") == before[1]  # none on the mapping's own route
+
+
+def test_serve_refuses_an_unknown_action_before_listening() -> None:
+    """`vision-proxy serve` as run: the name is checked against the mappings and the process exits 2."""
+    proc = subprocess.run([sys.executable, "-m", "proxy", "serve", "--port", str(free_port())],
+                          env=clean_env(VISION_PROXY_ACTION_BACKENDS='{"SegmentBdy": {"route": "x"}}'),
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    assert "no action 'SegmentBdy'; did you mean SegmentBody?" in proc.stderr
