@@ -28,6 +28,7 @@ from .aliyun.request import InboundRequest, begin, merge_form, new_request_id, r
 from .aliyun.signature import Authenticator
 from .config import Settings
 from .exchange import Exchange, Observer
+from .hints import explain_refusal
 from .images import ImageLoader
 from .jobs import JobRunner
 from .kit import budget, routing
@@ -38,6 +39,7 @@ from .kit.local.server import LocalBackend
 from .kit.timeouts import caller_waits
 from .limits import Admission, CallerLimits
 from .observability import metrics
+from .observers.coverage import CoverageObserver
 from .observers.log import log_exchange
 from .observers.metrics import observe_metrics
 from .observers.mirror import AwsAnswer, Mirror
@@ -70,6 +72,10 @@ class Services:
         return self.backends.settings
 
 
+class _Answered(Exception):
+    """The answer is already made (an unmapped action Aliyun answered in shadow mode)."""
+
+
 class Gateway:
     def __init__(self, services: Services, observers: list[Observer]) -> None:
         self.s = services
@@ -94,6 +100,12 @@ class Gateway:
             structlog.contextvars.bind_contextvars(request_id=inbound.request_id)
             await read_body(request, inbound, self.s.settings.max_body_bytes,
                             self.s.settings.client_body_timeout_seconds)
+            unmapped = self.s.sides.unmapped_product(self.s.registry, inbound)  # shadow: Aliyun answers it
+            if unmapped is not None:
+                caller = await self.s.auth.authenticate(inbound)
+                response = await self.s.sides.forward_unmapped(unmapped, inbound, caller)
+                route = Route("aliyun", False)
+                raise _Answered()
             spec = self.s.registry.route(inbound.action, inbound.version)
             caller = await self.s.auth.authenticate(inbound)
             merge_form(inbound)  # V3: only now is its Content-Type known to be signed
@@ -104,6 +116,8 @@ class Gateway:
             else:
                 body, call = await self._convert(spec, inbound)
                 response = serialize.success(spec.action, inbound.request_id, body, inbound.format)
+        except _Answered:
+            pass
         except AliyunError as err:
             error = err
         except Exception:
@@ -114,6 +128,7 @@ class Gateway:
             if admission is not None:
                 admission.release()
         if error is not None:
+            error = explain_refusal(error, self.s.settings)  # an SSRF refusal names VISION_PROXY_FETCH_ALLOW
             response = self._error(error, inbound, request, spec.product if spec else "")
         if self.draining:
             response.headers["Connection"] = "close"  # clients move to another replica
@@ -239,7 +254,7 @@ async def start_services(settings: Settings, registry: mappings.Registry) -> Ser
     await aliyun.start()
     store = RecordStore(Path(settings.data_dir) / STORE_SUBDIR, max_records=settings.shadow_store_max_records,
                         max_bytes=settings.shadow_store_max_bytes)
-    mirror = Mirror(settings, aliyun, store, images, jobs, aws_for_shadow(backends))
+    mirror = Mirror(settings, aliyun, store, images, jobs, aws_for_shadow(backends), embedded=local is not None)
     mirror.start()
     warm = None
     if settings.kit_keep_warm_seconds:  # created here, outside any request: no caller's deadline applies
@@ -315,8 +330,10 @@ def build_app(settings: Settings) -> web.Application:
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         services = await start_services(settings, registry)
         app[SERVICES] = services
-        app[GATEWAY] = Gateway(services, [log_exchange, observe_metrics, services.mirror.observe])
+        coverage = CoverageObserver(settings.data_dir, registry)  # the coverage scan (proxy/coverage.py)
+        app[GATEWAY] = Gateway(services, [log_exchange, observe_metrics, services.mirror.observe, coverage.observe])
         yield
+        coverage.flush()
         await stop_services(services)
 
     async def dispatch(request: web.Request) -> web.StreamResponse:

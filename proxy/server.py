@@ -30,10 +30,16 @@ async def serve(settings: Settings) -> None:
     admin = web.AppRunner(build_admin_app(app), access_log=None)
     await runner.setup()
     await admin.setup()
-    await web.TCPSite(admin, settings.admin_host or settings.host, settings.admin_port).start()
-    await web.TCPSite(runner, settings.host, settings.port).start()
-    if settings.tls_cert_file and settings.tls_key_file:  # the API and the uploads, over TLS (proxy/tls.py)
-        await start_tls_site(runner, settings.host, settings.tls_cert_file, settings.tls_key_file, settings.tls_port)
+    try:
+        await web.TCPSite(admin, settings.admin_host or settings.host, settings.admin_port).start()
+        await web.TCPSite(runner, settings.host, settings.port).start()
+        if settings.tls_cert_file and settings.tls_key_file:  # the API and the uploads, over TLS (proxy/tls.py)
+            await start_tls_site(runner, settings.host, settings.tls_cert_file, settings.tls_key_file,
+                                 settings.tls_port)
+    except OSError:  # a busy port: close what was opened; the CLI says it in one line
+        await runner.cleanup()
+        await admin.cleanup()
+        raise
     log.info("server.listening", app=f"{settings.host}:{runner.addresses[0][1]}",
              admin=f"{settings.admin_host or settings.host}:{admin.addresses[0][1]}",
              config=settings.model_dump(mode="json"))  # SecretStr values print masked

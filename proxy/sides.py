@@ -15,7 +15,7 @@ from aiohttp import web
 from .aliyun.errors import Err
 from .aliyun.request import InboundRequest
 from .config import Settings
-from .mappings import ActionSpec
+from .mappings import ActionSpec, Registry
 from .observability import metrics
 from .shadow.aliyun import AliyunClient, NoAliyunKey
 
@@ -66,6 +66,30 @@ class Sides:
             return Route(primary, False)
         return Route(primary, True)
 
+    def unmapped_product(self, registry: Registry, inbound: InboundRequest) -> str | None:
+        """shadow mode (Aliyun answers): the product to forward an action no mapping knows to, so the app
+        keeps working while the coverage scan learns what it uses. None otherwise (answered InvalidAction)."""
+        action, version = inbound.action, inbound.version
+        if self.settings.shadow_mode != "shadow" or not action or not version:
+            return None
+        if (action, version) in registry.specs:
+            return None
+        product = _product_for(registry, action, version)
+        if product is None:
+            log.warning("shadow.unmapped_product_unknown", action=action, version=version)
+        return product
+
+    async def forward_unmapped(self, product: str, inbound: InboundRequest, caller: str | None) -> web.Response:
+        """Aliyun's answer to an unmapped action, passed to the caller unchanged (never compared)."""
+        try:
+            answer = await self.aliyun.forward(inbound, product, caller, timeout=self.settings.kit_timeout_seconds)
+        except (TimeoutError, OSError, aiohttp.ClientError, NoAliyunKey) as exc:
+            log.warning("shadow.aliyun_unreachable", error=type(exc).__name__, unmapped=True)
+            raise Err.SERVICE_UNAVAILABLE() from None
+        log.info("shadow.unmapped_forwarded", action=inbound.action, product=product, status=answer.status)
+        return web.Response(status=answer.status, body=answer.body,
+                            headers={"Content-Type": answer.content_type or "application/json;charset=utf-8"})
+
     async def answer_from_aliyun(self, spec: ActionSpec, inbound: InboundRequest, caller: str | None) -> web.Response:
         """Aliyun's answer, passed to the caller unchanged."""
         try:  # the caller waits on this one: the kit's timeout, not the background one
@@ -76,6 +100,27 @@ class Sides:
         metrics.SHADOW_SECONDS.labels(spec.action, "aliyun").observe(answer.seconds)
         return web.Response(status=answer.status, body=answer.body,
                             headers={"Content-Type": answer.content_type or "application/json;charset=utf-8"})
+
+
+def _product_for(registry: Registry, action: str, version: str) -> str | None:
+    """The product of an action no mapping knows, from the mapped ones: the only product with that version,
+    or, when several share it (ocr and imageseg: 2019-12-30), the one whose action names share the longest
+    prefix with it (RecognizeTable: ocr's Recognize*, not imageseg's Segment*). None when still unclear."""
+    same = [s for s in registry.specs.values() if s.version == version]
+    products = {s.product for s in same}
+    if len(products) <= 1:
+        return next(iter(products), None)
+
+    def shared(a: str, b: str) -> int:
+        n = 0
+        while n < min(len(a), len(b)) and a[n] == b[n]:
+            n += 1
+        return n
+
+    best = {p: max(shared(action, s.action) for s in same if s.product == p) for p in products}
+    top = max(best.values())
+    winners = [p for p, n in best.items() if n == top]
+    return winners[0] if len(winners) == 1 and top >= 3 else None
 
 
 def _drop(reason: str) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 from aiohttp import web
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
+from proxy.aliyun import serialize
 from proxy.aliyun.request import InboundRequest, begin
 from proxy.aliyun.signature import v1_sign, v1_string_to_sign, v3_sign, v3_string_to_sign
 from tests import imagegen
@@ -46,6 +47,7 @@ class FakeAliyun:
         self.jobs: dict[str, dict[str, Any]] = {}
         self.base_url = ""
         self.mask: bytes | None = None  # the matte this "Aliyun" answers with (set by the test)
+        self.throttle_after: int | None = None  # answer this many business calls, then refuse as throttled
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=20 * 1024 * 1024)
@@ -67,17 +69,26 @@ class FakeAliyun:
             inbound.params.update(parse_qsl(inbound.body.decode(), keep_blank_values=True))
         verdict = self._verify(inbound)
         self.received.append({"action": inbound.action, "kind": inbound.signature_kind, "verdict": verdict,
-                              "params": dict(inbound.params), "host": inbound.host})
+                              "params": dict(inbound.params), "host": inbound.host,
+                              "body_sha256": inbound.body_sha256})
         request_id = str(uuid.uuid4()).upper()
         if verdict != "ok":
             return web.json_response({"RequestId": request_id, "HostId": "fake", "Code": "SignatureDoesNotMatch",
                                       "Message": verdict, "Recommend": ""}, status=400)
         if self.flaw == "slow":
             await asyncio.sleep(3)
+        answered = sum(1 for r in self.received if r["verdict"] == "ok" and "JobId" not in r["params"]) - 1
+        if self.throttle_after is not None and answered >= self.throttle_after:
+            return web.json_response({"RequestId": request_id, "HostId": "fake", "Code": "Throttling.User",
+                                      "Message": "Request was denied due to user flow control.",
+                                      "Recommend": ""}, status=400)
         if self.flaw == "error":
             return web.json_response({"RequestId": request_id, "HostId": "fake", "Code": "InternalError",
                                       "Message": "boom", "Recommend": ""}, status=500)
         body = await self._answer(inbound, request_id)
+        if inbound.signature_kind == "v1" and inbound.format == "xml":  # Aliyun answers V1 in the asked Format
+            return serialize.success(inbound.action or "", request_id,
+                                     {k: v for k, v in body.items() if k != "RequestId"}, "xml")
         return web.Response(body=json.dumps(body, ensure_ascii=False).encode(),
                             content_type="application/json", charset="utf-8")
 
@@ -97,7 +108,10 @@ class FakeAliyun:
 
     async def _answer(self, inbound: InboundRequest, request_id: str) -> dict[str, Any]:
         """Shaped by the action's mapping (its compare and job facts), so a new mapping is answered unedited."""
-        spec = mapping(inbound.action or "", inbound.version)
+        try:
+            spec = mapping(inbound.action or "", inbound.version)
+        except StopIteration:  # an action the proxy does not map: Aliyun still knows it
+            return {"RequestId": request_id, "Data": {"Action": inbound.action, "Params": sorted(inbound.params)}}
         if "JobId" in inbound.params and spec.converter.startswith("async_jobs."):  # the job poller
             job_id = inbound.params["JobId"]
             job = self.jobs.get(job_id, {"Status": "PROCESS_FAILED", "ErrorCode": "InvalidParameter"})

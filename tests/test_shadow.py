@@ -51,6 +51,7 @@ def shadow_proxy(aliyun: FakeAliyun, tmp: Path, make: Callable[..., ProxyServer]
 @pytest.fixture
 def fresh(aliyun: FakeAliyun) -> FakeAliyun:
     aliyun.flaw = None
+    aliyun.throttle_after = None
     aliyun.received.clear()
     return aliyun
 
@@ -276,3 +277,67 @@ def test_scoring_that_would_not_fit_the_decode_budget_is_dropped_and_counted(ali
             assert time.monotonic() < deadline, "the comparison was neither dropped nor counted"
             time.sleep(0.2)
         assert proxy.services.backends.budget.used == 0
+
+
+def test_a_throttled_noise_reask_leaves_a_real_mismatch_mismatched(aliyun, fresh, images, tmp_path):
+    """The re-ask that measures Aliyun against itself is refused (Throttling.User): that is an error of the
+    noise measurement, not Aliyun disagreeing with itself, so AWS's real difference is not excused."""
+    before = metric_value("vision_proxy_shadow_noise_total", outcome="error")
+    with shadow_proxy(aliyun, tmp_path, shadow_noise=True) as proxy:
+        fresh.flaw = "missing-line"
+        fresh.throttle_after = 1  # the caller's call is answered, the re-ask is throttled
+        recognize(proxy, images)
+        record = wait_for_records(proxy, 1)[-1]
+    assert [r["action"] for r in fresh.received].count("RecognizeCharacter") == 2
+    assert record.outcome == "mismatched" and "f1" in record.failed, record.details
+    assert record.noise is None and "Throttling.User" in record.details["noise_error"]
+    assert any("noise re-ask failed" in r for r in record.details["reasons"])
+    assert metric_value("vision_proxy_shadow_noise_total", outcome="error") - before == 1
+
+
+def test_reverse_shadow_compares_v1_xml_callers(aliyun, fresh, images, tmp_path):
+    """A V1 caller asking Format=XML gets XML from AWS (the proxy) and from Aliyun; both are read back
+    into the JSON shape and compared: no drop, no comparator crash."""
+    from aliyunsdkcore.client import AcsClient
+    from aliyunsdkocr.request.v20191230.RecognizeCharacterRequest import RecognizeCharacterRequest
+
+    failed_before = metric_value("vision_proxy_shadow_drops_total", reason="failed")
+    with shadow_proxy(aliyun, tmp_path, shadow_mode="reverse-shadow") as proxy:
+        request = RecognizeCharacterRequest()
+        request.set_ImageURL(f"{images.url}/text.png")
+        request.set_MinHeight(10)
+        request.set_OutputProbability(True)
+        request.set_accept_format("XML")
+        request.set_endpoint(proxy.endpoint)
+        answer = AcsClient(sdk.KEY, sdk.SECRET, "cn-shanghai", timeout=30).do_action(request)  # keeps the Format
+        assert answer.lstrip().startswith(b"<?xml") and b"<Results>" in answer
+        record = wait_for_records(proxy, 1)[-1]
+    assert fresh.received[-1]["params"]["Format"] == "XML" and fresh.received[-1]["verdict"] == "ok"
+    assert (record.mode, record.outcome) == ("reverse-shadow", "matched"), (record.details, record.secondary)
+    assert record.scores["f1"] == 1.0
+    assert metric_value("vision_proxy_shadow_drops_total", reason="failed") == failed_before
+
+
+def test_unmapped_actions_are_forwarded_to_aliyun_in_shadow_mode(shadowed, fresh):
+    """shadow mode: an action no mapping knows still works (Aliyun answers it, unchanged), V3 re-signed and
+    V1 byte for byte, to the product its name and version point to; in aws mode it stays InvalidAction."""
+    import json
+
+    headers = raw.v3_headers("RecognizeTable", "2019-12-30", host=shadowed.endpoint, query={"ImageURL": "x"})
+    status, _, body = raw.request(shadowed.port, target="/?ImageURL=x", headers=headers)
+    assert status == 200, body
+    answer = json.loads(body)
+    assert answer["Data"] == {"Action": "RecognizeTable", "Params": ["ImageURL"]}  # the fake's own answer
+    assert (fresh.received[-1]["action"], fresh.received[-1]["verdict"]) == ("RecognizeTable", "ok")
+
+    params = raw.v1_params("RecognizeTable", "2019-12-30", {"ImageURL": "y"})
+    status, v1_answer = raw.post_v1(shadowed.port, params)
+    assert status == 200 and v1_answer["Data"]["Action"] == "RecognizeTable", v1_answer
+    assert (fresh.received[-1]["kind"], fresh.received[-1]["verdict"]) == ("v1", "ok")
+
+
+def test_unmapped_actions_stay_invalid_outside_shadow_mode(aliyun, fresh, tmp_path):
+    with shadow_proxy(aliyun, tmp_path, shadow_mode="reverse-shadow") as proxy:
+        headers = raw.v3_headers("RecognizeTable", "2019-12-30", host=proxy.endpoint)
+        status, _, _ = raw.request(proxy.port, headers=headers)
+    assert status == 404 and not fresh.received

@@ -35,6 +35,7 @@ METRICS = {
     "vision_proxy_shadow_comparisons", "vision_proxy_shadow_drops", "vision_proxy_shadow_score",
     "vision_proxy_shadow_side_duration_seconds", "vision_proxy_nonce_store_errors",
     "vision_proxy_nonce_store_fill_ratio", "vision_proxy_client_timeouts", "vision_proxy_caller_throttled",
+    "vision_proxy_shadow_noise", "vision_proxy_coverage_requests", "vision_proxy_coverage_parameters",
 }
 SUFFIXES = ("_total", "_bucket", "_sum", "_count", "_created")
 

@@ -141,6 +141,13 @@ class AliyunError(Exception):
         self.headers: Mapping[str, str] = dict(headers or {})
         super().__init__(f"{self.code}: {self.message}")
 
+    def hinted(self, hint: str) -> AliyunError:
+        """A copy whose message ends with `hint` (how to fix it): the same code, status, kind and headers."""
+        other = AliyunError.__new__(AliyunError)
+        other.__dict__.update(self.__dict__, message=f"{self.message}; {hint}")
+        Exception.__init__(other, f"{other.code}: {other.message}")
+        return other
+
 
 def missing(param: str) -> AliyunError:
     """Aliyun names the parameter in the code: `MissingImageURL`."""

@@ -24,6 +24,12 @@ class ShadowSettings(BaseModel):
     shadow_max_image_bytes: int = Field(64 * MiB, ge=1024)  # result images downloaded to compare
     shadow_noise: bool = False  # ask the primary twice; a difference within its own noise is not blamed
     shadow_thresholds: dict[str, dict[str, dict[str, float]]] = {}  # action -> metric -> {min|max}
+    # The go/no-go verdict (proxy/shadow/verdicts.py): an action is GO with at least this many comparisons,
+    # this agreement, at most this error rate, and AWS's p95 latency at most this multiple of Aliyun's.
+    shadow_verdict_min_samples: int = Field(30, ge=1, description="comparisons an action needs for a verdict")
+    shadow_verdict_min_agreement: float = Field(0.95, ge=0, le=1, description="(matched+ignored)/compared")
+    shadow_verdict_max_error_rate: float = Field(0.05, ge=0, le=1, description="errors / recorded calls")
+    shadow_verdict_max_latency_ratio: float = Field(1.5, gt=0, description="AWS p95 / Aliyun p95")
     shadow_store_max_records: int = Field(2000, ge=1)
     shadow_store_max_bytes: int = Field(512 * MiB, ge=1024)
 

@@ -24,5 +24,8 @@ def key_entries(value: str, marker: str, shape: str) -> list[str]:
         if not path.is_file():
             raise ValueError(f"neither '{shape}' pairs nor the path of a readable file (value not shown)")
         text = path.read_text()
-    entries = (item.strip() for item in text.replace(",", "\n").splitlines())
-    return [item for item in entries if item and not item.startswith("#")]
+    entries = [item.strip() for item in text.replace(",", "\n").splitlines()]
+    entries = [item for item in entries if item and not item.startswith("#")]
+    if any(";" in item for item in entries):  # "ak1:sk1;ak2:sk2" would read as one STS caller
+        raise ValueError(f"separate '{shape}' entries with commas or new lines, not ';' (value not shown)")
+    return entries

@@ -27,7 +27,7 @@ from ..jobs import JobRunner
 from ..mappings import ActionSpec, CompareSpec
 from ..observability import metrics
 from ..pixels import comparison_bytes
-from ..shadow import compare
+from ..shadow import answered, compare
 from ..shadow.aliyun import AliyunClient, Answer, NoAliyunKey
 from ..shadow.records import Record, RecordStore
 
@@ -48,14 +48,26 @@ class Side:
     image: bytes | None = None
 
 
+@dataclass(frozen=True)
+class Noise:
+    """The primary asked again: its scores against its first answer, or why that could not be measured.
+    A failed re-ask (throttled, refused, timed out) is an error of the measurement, never noise: it
+    excuses nothing."""
+
+    scores: compare.Scores | None = None
+    error: str | None = None
+
+
 def answer_of(ex: Exchange) -> Answer:
     return Answer(ex.status, ex.body, ex.content_type, ex.seconds)
 
 
 class Mirror:
     def __init__(self, settings: Settings, aliyun: AliyunClient, store: RecordStore, images: ImageLoader,
-                 jobs: JobRunner, aws_answer: AwsAnswer) -> None:
+                 jobs: JobRunner, aws_answer: AwsAnswer, embedded: bool = False) -> None:
         self.settings = settings
+        self.embedded = embedded  # the AWS side is the embedded backend, not a kit
+        self.aliyun_label: str | None = None  # who stands in for Aliyun, when it is not Aliyun (a dry run)
         self.aliyun = aliyun
         self.store = store
         self.images = images
@@ -101,7 +113,7 @@ class Mirror:
             finally:
                 self.queue.task_done()
 
-    async def run(self, first: Exchange, mode: str | None = None) -> Record:
+    async def run(self, first: Exchange, mode: str | None = None, label: str | None = None) -> Record:
         """Get the other side, follow async jobs, download results, score, and record."""
         spec, inbound = first.spec, first.inbound
         assert spec is not None and inbound is not None, "only routed calls are mirrored"
@@ -128,12 +140,25 @@ class Mirror:
         images = {"primary": primary.image, "secondary": secondary.image, "input": aws_ex.input_image}
         return await self.store.add_async(Record.build(
             action=spec.action, product=spec.product, mode=mode, outcome=outcome,
-            scores=scores, primary=(primary.answer.status, primary.body),
-            secondary=(secondary.answer.status, secondary.body),
+            scores=scores, primary=(primary.answer.status, _body(primary)),
+            secondary=(secondary.answer.status, _body(secondary)),
             latency_ms=(primary.answer.seconds * 1000, secondary.answer.seconds * 1000),
-            noise=noise[0] if noise else None, thresholds=thresholds,
-            details={"request_id": inbound.request_id}, compare=spec.compare),
+            noise=noise.scores if noise else None, thresholds=thresholds,
+            details={"request_id": inbound.request_id, **self._context(first, mode, label),
+                     **({"noise_error": noise.error} if noise and noise.error else {})},
+            compare=spec.compare),
             {k: v for k, v in images.items() if v})
+
+    def _context(self, first: Exchange, mode: str, label: str | None) -> dict[str, Any]:
+        """What the report names: both sides, the sample rate, and the image (file name or URL)."""
+        spec, inbound = first.spec, first.inbound
+        assert spec is not None and inbound is not None
+        if label is None:
+            url = inbound.params.get(spec.image.url_param) if spec.image else None
+            label = url or (f"request body, {len(inbound.body)} bytes" if inbound.body else "")
+        return {"sides": {"aws": answered.aws_side(self.settings, spec, self.embedded),
+                          "aliyun": self.aliyun_label or answered.aliyun_side(spec, self.aliyun.endpoints)},
+                "sample_rate": 1.0 if mode == "offline" else self.settings.shadow_sample, "image": label}
 
     async def _finish_aws(self, spec: ActionSpec, ex: Exchange) -> Side:
         answer = answer_of(ex)
@@ -164,7 +189,7 @@ class Mirror:
         image = await self.images.download(url, self.settings.shadow_max_image_bytes) if url else None
         return Side(answer, body, image)
 
-    async def _noise(self, first: Exchange, primary: Side) -> tuple[compare.Scores, Side] | None:
+    async def _noise(self, first: Exchange, primary: Side) -> Noise | None:
         """The primary asked again: how much it disagrees with itself (Diffy's noise floor). Not for async
         actions: a second AWS job would take a worker and a queue slot from real callers."""
         spec, inbound = first.spec, first.inbound
@@ -178,15 +203,21 @@ class Mirror:
             else:
                 again = await self._finish_aws(spec, await self.aws_answer(
                     spec, replace(inbound, request_id=new_request_id())))
-        except (NoAliyunKey, AliyunError, OSError, aiohttp.ClientError):
-            return None
+        except (NoAliyunKey, AliyunError, OSError, aiohttp.ClientError, TimeoutError) as exc:
+            return _noise_failed(spec.action, type(exc).__name__)
+        code = compare.error_code(again.answer.status, again.body)
+        if code is not None:
+            return _noise_failed(spec.action, code)
         family = spec.compare.family if spec.compare else None
         async with self.images.budget.hold(comparison_bytes(family, primary.image, again.image)):
             scores = await asyncio.to_thread(_scores, spec.compare, primary, again)
-        return (scores, again) if scores else None
+        if scores is None:
+            return _noise_failed(spec.action, "no comparable result")
+        metrics.SHADOW_NOISE.labels("measured").inc()
+        return Noise(scores)
 
     def _report(self, first: Exchange, mode: str, primary: Side, secondary: Side, scores: compare.Scores | None,
-                outcome: compare.Outcome, noise: tuple[compare.Scores, Side] | None) -> None:
+                outcome: compare.Outcome, noise: Noise | None) -> None:
         action = first.spec.action if first.spec else ""
         metrics.SHADOW_COMPARISONS.labels(action, outcome.outcome).inc()
         for name, value in (scores.metrics.items() if scores else ()):
@@ -195,12 +226,27 @@ class Mirror:
         log.info("shadow.compared", request_id=first.inbound.request_id if first.inbound else None, action=action,
                  mode=mode, outcome=outcome.outcome, failed=outcome.failed,
                  scores={k: round(v, 4) for k, v in (scores.metrics.items() if scores else ()) if v is not None},
-                 noise=bool(noise), primary_ms=round(primary.answer.seconds * 1000, 1),
+                 noise=bool(noise and noise.scores), noise_error=noise.error if noise else None,
+                 primary_ms=round(primary.answer.seconds * 1000, 1),
                  secondary_ms=round(secondary.answer.seconds * 1000, 1))
+
+
+def _body(side: Side) -> Any:
+    """The answer as data; a body that is neither JSON nor XML (a gateway's page, a transport failure's
+    text) is kept as its first 500 characters, so the report can say why."""
+    if side.body is not None or not side.answer.body:
+        return side.body
+    return side.answer.body[:500].decode("utf-8", "replace")
 
 
 def _drop(reason: str) -> None:
     metrics.SHADOW_DROPS.labels(reason).inc()
+
+
+def _noise_failed(action: str, why: str) -> Noise:
+    metrics.SHADOW_NOISE.labels("error").inc()
+    log.warning("shadow.noise_failed", action=action, reason=why)
+    return Noise(error=f"the noise re-ask failed ({why}): nothing is excused as noise")
 
 
 def _is_job(spec: ActionSpec, answer: Answer, body: Any) -> bool:
@@ -236,7 +282,7 @@ def _scores(spec: CompareSpec | None, primary: Side, secondary: Side) -> compare
 
 
 def _judge(spec: CompareSpec | None, primary: Side, secondary: Side, thresholds: dict[str, dict[str, float]],
-           noise: tuple[compare.Scores, Side] | None) -> tuple[compare.Scores | None, compare.Outcome]:
+           noise: Noise | None) -> tuple[compare.Scores | None, compare.Outcome]:
     failed = compare.error_outcome(primary.answer.status, primary.body, secondary.answer.status, secondary.body)
     if failed is not None:
         return None, failed
@@ -244,6 +290,8 @@ def _judge(spec: CompareSpec | None, primary: Side, secondary: Side, thresholds:
     if scores is None:
         return None, compare.Outcome("error", ["no_result"], reasons=["a side gave no comparable result"])
     outcome = compare.evaluate(scores, thresholds)
-    if noise is not None:
-        outcome = compare.apply_noise_floor(outcome, thresholds, noise[0], scores)
+    if noise is not None and noise.scores is not None:
+        outcome = compare.apply_noise_floor(outcome, thresholds, noise.scores, scores)
+    elif noise is not None and noise.error and outcome.outcome == "mismatched":
+        outcome.reasons.append(noise.error)
     return scores, outcome

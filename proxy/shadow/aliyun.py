@@ -20,6 +20,7 @@ import aiohttp
 
 from ..aliyun.request import FORM, InboundRequest
 from ..aliyun.signature import v3_authorization
+from .xmlbody import parse_xml
 
 DEFAULT_ENDPOINTS = {
     "ocr": "https://ocr.cn-shanghai.aliyuncs.com",
@@ -51,6 +52,9 @@ class Answer:
     seconds: float
 
     def json(self) -> Any:
+        """The body as JSON data; an XML answer (a V1 caller's `Format=XML`) is read into the same shape."""
+        if "xml" in self.content_type.lower() or self.body.lstrip()[:1] == b"<":
+            return parse_xml(self.body)
         try:
             return json.loads(self.body)
         except ValueError:
@@ -91,7 +95,7 @@ class AliyunClient:
         query = inbound.query
         if inbound.signature_kind == "v1":  # V1 common parameters mean nothing to V3: keep only the business ones
             query = [(k, v) for k, v in query if k not in V1_COMMON]
-            target = inbound.path + (f"?{urlencode(query)}" if query else "")
+        target = inbound.path + (f"?{urlencode(query)}" if query else "")  # exactly the query that was signed
         headers = self._v3_headers(base, keep, inbound.body, query, inbound.method, caller)
         return await self._send(inbound.method, base + target, headers, inbound.body, timeout)
 

@@ -43,7 +43,7 @@ from .pictures import (
     ssim,
 )
 from .results import Difference, Outcome, Scores
-from .verdict import apply_noise_floor, error_outcome, evaluate
+from .verdict import apply_noise_floor, error_code, error_outcome, evaluate
 
 __all__ = [
     "DEFAULT_THRESHOLDS",
@@ -65,6 +65,7 @@ __all__ = [
     "compare_images",
     "compare_masks",
     "compare_ocr",
+    "error_code",
     "error_outcome",
     "evaluate",
     "full_text",

@@ -49,7 +49,14 @@ def _num(value: Any) -> float:
     return float(value)
 
 
-def ocr_lines(lines: str | None, body: Mapping[str, Any]) -> list[Line]:
+def _many(value: Any) -> list[Any]:
+    """A list from a list, one object (XML's list of one), or nothing."""
+    if isinstance(value, list):
+        return value
+    return [value] if isinstance(value, Mapping) else []
+
+
+def ocr_lines(lines: str | None, body: Mapping[str, Any] | None) -> list[Line]:
     """The lines of an Aliyun OCR answer (the whole response body, or its Data), in the answer's order.
 
     `lines` is the mapping's compare.lines, the shape the answer carries its lines in:
@@ -60,10 +67,10 @@ def ocr_lines(lines: str | None, body: Mapping[str, Any]) -> list[Line]:
       rounded, so pos is used);
     - all_text_blocks (ocr-api RecognizeAllText): see _all_text_blocks.
     """
-    data: Any = body.get("Data", body)
+    data: Any = body.get("Data", body) if isinstance(body, Mapping) else None
     if lines == "text_rectangles":
         found = []
-        for item in (data or {}).get("Results") or []:
+        for item in _many((data or {}).get("Results")):
             rect = item.get("TextRectangles") or {}
             if isinstance(rect, list):  # XML-to-JSON converters turn a single child into a list
                 rect = rect[0] if rect else {}
@@ -77,8 +84,8 @@ def ocr_lines(lines: str | None, body: Mapping[str, Any]) -> list[Line]:
         if isinstance(data, str):
             data = json.loads(data) if data.strip() else {}
         found = []
-        for word in (data or {}).get("prism_wordsInfo") or []:
-            pos = word.get("pos") or []
+        for word in _many((data or {}).get("prism_wordsInfo")):
+            pos = _many(word.get("pos"))
             if len(pos) == 4:
                 corners = [(_num(p["x"]), _num(p["y"])) for p in pos]
             else:  # no quad: fall back to the rotated box the same way RecognizeCharacter does
@@ -98,9 +105,9 @@ def _all_text_blocks(data: Any) -> list[Line]:
     (0..100) and, when the caller asked for OutputCoordinate, BlockPoints (4 corners) or BlockRect (centre,
     sides) turned by BlockAngle. Without coordinates a block has no place (a zero box)."""
     found = []
-    for sub in (data or {}).get("SubImages") or []:
-        for block in (sub.get("BlockInfo") or {}).get("BlockDetails") or []:
-            points, rect = block.get("BlockPoints") or [], block.get("BlockRect")
+    for sub in _many((data or {}).get("SubImages")):
+        for block in _many((sub.get("BlockInfo") or {}).get("BlockDetails")):
+            points, rect = _many(block.get("BlockPoints")), block.get("BlockRect")
             if len(points) == 4:
                 corners = [(_num(p["X"]), _num(p["Y"])) for p in points]
             elif rect:

@@ -35,7 +35,7 @@ def evaluate(scores: Scores, thresholds: Mapping[str, Mapping[str, float]]) -> O
     return Outcome("mismatched" if failed else "matched", failed, reasons=reasons)
 
 
-def _error_code(status: int, body: Any) -> str | None:
+def error_code(status: int, body: Any) -> str | None:
     """The Aliyun error code of an answer, "HTTP <status>" without one, None for a success."""
     code = body.get("Code") if isinstance(body, Mapping) else None
     if 200 <= status < 300 and not code:
@@ -49,7 +49,7 @@ def error_outcome(primary_status: int, primary_body: Any, secondary_status: int,
     failed names the side(s): "primary_error", "secondary_error". The reason says whether both sides
     failed with the same code, which is agreement worth knowing (e.g. both refuse a bad image).
     """
-    p, s = _error_code(primary_status, primary_body), _error_code(secondary_status, secondary_body)
+    p, s = error_code(primary_status, primary_body), error_code(secondary_status, secondary_body)
     if p is None and s is None:
         return None
     failed = [name for name, code in (("primary_error", p), ("secondary_error", s)) if code]

@@ -14,12 +14,13 @@ One concern a module; this package is their public face:
 - page: the sections and the page itself (render_report, write_report).
 """
 
+from ..agreement import agreement
 from .charts import histogram_svg, outcome_bar
 from .figures import DETAIL_CROP, MAX_PICTURE_SIDE, mask_difference, ocr_overlay
 from .labels import ALIYUN_RGB, AWS_RGB, FAMILY_TITLE, OUTCOMES, providers
 from .page import HISTOGRAMS, WORST_KEY, WORST_PER_ACTION, render_report, write_report
 from .style import CSS
-from .tables import agreement, percentile
+from .tables import percentile
 
 __all__ = [
     "ALIYUN_RGB",

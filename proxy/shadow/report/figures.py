@@ -47,7 +47,8 @@ def _open(data: bytes | None) -> Image.Image | None:
 
 def ocr_overlay(image: Image.Image | None, primary: Sequence[Line], secondary: Sequence[Line],
                 colours: tuple[tuple[int, int, int], tuple[int, int, int]]) -> Image.Image:
-    """The input with both sets of line polygons drawn (primary first, secondary over it, both outlined)."""
+    """The input with both sets of line polygons drawn: primary first with a wide outline, secondary over it
+    with a narrow one, so where the two boxes coincide both colours still show (a band inside a band)."""
     if image is None:
         xs = [p[0] for ln in [*primary, *secondary] for p in ln.poly] or [100.0]
         ys = [p[1] for ln in [*primary, *secondary] for p in ln.poly] or [100.0]
@@ -61,11 +62,11 @@ def ocr_overlay(image: Image.Image | None, primary: Sequence[Line], secondary: S
     layer = Image.new("RGBA", base.size, (0, 0, 0, 0))
     draw = ImageDraw.Draw(layer)
     width = max(2, round(max(base.size) / 300))
-    for lines, colour in ((primary, colours[0]), (secondary, colours[1])):
+    for lines, colour, line_width in ((primary, colours[0], 3 * width), (secondary, colours[1], width)):
         for ln in lines:
             pts = [(x * scale, y * scale) for x, y in ln.poly]
             draw.polygon(pts, fill=(*colour, 40))
-            draw.line([*pts, pts[0]], fill=(*colour, 255), width=width)
+            draw.line([*pts, pts[0]], fill=(*colour, 255), width=line_width)
     return Image.alpha_composite(base.convert("RGBA"), layer).convert("RGB")
 
 
@@ -138,7 +139,7 @@ def _case_pictures(store: RecordStore, record: Record, family: str) -> str:
             m = masks[i]
             figs.append(_figure(f"{names[i]} mask", _fit(m) if m else None, names[i].lower()))
         if masks[0] and masks[1]:
-            figs.append(_figure("Difference: red only Aliyun, blue only AWS",
+            figs.append(_figure("Difference: grey both, red only Aliyun, blue only AWS, white neither",
                                 _fit(mask_difference(masks[0], masks[1], colours)), "diff"))
         return f'<div class="pics">{"".join(figs)}</div>'
     if pic_input:  # shown at the enlargement's size, pixelated: what "no super-resolution" would look like

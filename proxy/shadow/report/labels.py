@@ -39,3 +39,24 @@ def _when(iso: str) -> str:
 
 def _ms(value: float | None) -> str:
     return "–" if value is None else f"{value:,.0f} ms"
+
+
+# One line under each score: what it measures and which way is better.
+METRIC_HELP = {
+    "cer": "character error rate of the whole text (edit distance / length); 0 = same text, lower is better",
+    "f1": "lines found by both, balancing precision and recall; 1 = every line matched, higher is better",
+    "precision": "share of AWS's lines that match an Aliyun line; higher is better",
+    "recall": "share of Aliyun's lines that AWS found too; higher is better",
+    "mean_iou": "average box overlap of matched lines (0..1); higher is better",
+    "lines_primary": "number of lines the primary found (a count, not a score)",
+    "lines_secondary": "number of lines the secondary found (a count, not a score)",
+    "iou": "overlap of the two cut-out masks (intersection / union, 0..1); higher is better",
+    "mad": "mean absolute difference of the two alpha mattes (0..1); lower is better",
+    "foreground_primary": "share of the picture the primary kept as foreground (not a score)",
+    "foreground_secondary": "share of the picture the secondary kept as foreground (not a score)",
+    "size_equal": "1 when both enlarged pictures have the same size; must be 1",
+    "psnr": "peak signal-to-noise ratio of the two pictures, in dB (capped); higher is better",
+    "ssim": "structural similarity of the two pictures (0..1); higher is better",
+    "width_primary": "width of the primary's picture, px (not a score)",
+    "height_primary": "height of the primary's picture, px (not a score)",
+}

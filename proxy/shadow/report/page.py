@@ -8,13 +8,18 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
+from ...coverage import scan
+from ..agreement import DEFINITION, agreement
 from ..compare import DEFAULT_THRESHOLDS
 from ..records import Record, RecordStore
+from ..verdicts import Criteria, Verdict, judge, overall
 from .charts import histogram_svg, outcome_bar
+from .coverage import html_table
+from .decision import evidence_html, sides_html, verdict_html
 from .figures import _case_pictures
-from .labels import FAMILY_TITLE, OUTCOMES, _e, _ms, _when, providers
+from .labels import FAMILY_TITLE, METRIC_HELP, OUTCOMES, _e, _ms, _when, providers
 from .style import CSS
-from .tables import _Action, _errors_table, _score_table, _summary_table, _thresholds, agreement
+from .tables import _Action, _errors_table, _latencies, _score_table, _summary_table, _thresholds, percentile
 
 WORST_PER_ACTION = 3
 
@@ -69,7 +74,12 @@ def _worst(group: _Action, limit: int) -> list[Record]:
     return worst or sorted(compared, key=key)[:1]  # nothing disagrees: the lowest-scoring agreement
 
 
-def _action_section(store: RecordStore, group: _Action, worst: int) -> str:
+def action_verdict(group: _Action, criteria: Criteria) -> Verdict:
+    return judge(group.counts, percentile(_latencies(group.records, "AWS"), 95),
+                 percentile(_latencies(group.records, "Aliyun"), 95), criteria)
+
+
+def _action_section(store: RecordStore, group: _Action, worst: int, verdict: Verdict) -> str:
     c = group.counts
     failed = Counter(name for r in group.records for name in r.failed if r.outcome == "mismatched")
     hists = []
@@ -80,7 +90,8 @@ def _action_section(store: RecordStore, group: _Action, worst: int) -> str:
         values = [v for r in group.records if r.outcome != "error" and (v := r.scores.get(metric)) is not None]
         bound = bounds.get(metric)
         label = metric + (" (" + ", ".join(f"{k} {v:g}" for k, v in bound.items()) + ")" if bound else "")
-        hists.append(histogram_svg(values, lo, hi, bound, f"{label} · n={len(values)}"))
+        hists.append(f'<div class="histfig">{histogram_svg(values, lo, hi, bound, f"{label} · n={len(values)}")}'
+                     f'<p class="note metric-help">{_e(METRIC_HELP.get(metric, ""))}</p></div>')
     top_failed = ", ".join(f"{_e(n)} ×{k}" for n, k in failed.most_common()) or "none"
     chosen = _worst(group, worst)
     cases = [_case(store, r, group.family) for r in chosen]
@@ -90,16 +101,19 @@ def _action_section(store: RecordStore, group: _Action, worst: int) -> str:
         f'<section class="action" id="a-{_e(group.action)}" data-action="{_e(group.action)}">'
         f'<h2>{_e(group.action)} <span class="note">{_e(group.product)} · '
         f'{_e(FAMILY_TITLE.get(group.family, ""))} · {len(group.records)} comparisons</span></h2>'
+        f'{verdict_html(verdict, group.action)}'
         f'<p>{outcome_bar(c, 320)} &nbsp; '
         + " · ".join(f'<span class="sw o-{o}"></span>{o} {c.get(o, 0)}' for o in OUTCOMES)
         + f'</p><p class="note">Failed thresholds: {top_failed}</p>'
         f'<div class="hists">{"".join(hists)}</div>{_errors_table(group)}'
+        f'<h3>Every mismatch and error</h3>{evidence_html(group.records)}'
         f'<h3>{heading}</h3>'
         + ("".join(cases) if cases else '<p class="empty">no compared records</p>')
         + "</section>")
 
 
-def render_report(store: RecordStore, *, worst: int = WORST_PER_ACTION, title: str = "Shadow comparison") -> str:
+def render_report(store: RecordStore, *, worst: int = WORST_PER_ACTION, title: str = "Shadow comparison",
+                  criteria: Criteria | None = None) -> str:
     """The report as one HTML string."""
     by_action: dict[str, _Action] = defaultdict(lambda: _Action(""))
     for r in store.records():
@@ -129,24 +143,32 @@ def render_report(store: RecordStore, *, worst: int = WORST_PER_ACTION, title: s
         + "".join(f'<span><span class="sw o-{o}"></span>{o}</span>' for o in OUTCOMES)
         + '<span><span class="sw" style="background:var(--aliyun)"></span>Aliyun</span>'
         '<span><span class="sw" style="background:var(--aws)"></span>AWS</span>'
-        '<span>Agreement = (matched + ignored) / compared; errors are counted apart. '
-        'Ignored = thresholds broken, but no worse than Aliyun against itself.</span></div>')
-    sections = "".join(_action_section(store, g, worst) for g in groups)
+        f'<span class="definition">{_e(DEFINITION)}</span></div>')
+    criteria = criteria or Criteria()
+    verdicts = {g.action: action_verdict(g, criteria) for g in groups}
+    sections = "".join(_action_section(store, g, worst, verdicts[g.action]) for g in groups)
     body = (
         f'<main><header><h1>{_e(title)}: Aliyun vs AWS</h1>'
         f'<p>{_e(period)} · modes {_e(modes)} · store {_e(store.root)} · generated {now}</p></header>'
-        f'{cards}{legend}<h2>By action</h2>'
-        + (_summary_table(groups) if groups else '<p class="empty">The store holds no records yet.</p>')
+        f'<h2>Verdict</h2>{verdict_html(overall(list(verdicts.values())), "overall")}'
+        f'{sides_html(everything)}{cards}{legend}<h2>By action</h2>'
+        + (_summary_table(groups, verdicts) if groups else '<p class="empty">The store holds no records yet.</p>')
         + sections + "</main>")
     return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{_e(title)}</title>'
             f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{CSS}</style></head>'
             f'<body>{body}</body></html>')
 
 
-def write_report(store_dir: Path | str, out: Path | str, *, worst: int = WORST_PER_ACTION) -> Path:
-    """Render the store at store_dir into the file out (parents created); returns the path."""
+def write_report(store_dir: Path | str, out: Path | str, *, worst: int = WORST_PER_ACTION,
+                 criteria: Criteria | None = None, coverage: Path | None = None) -> Path:
+    """Render the store at store_dir into the file out (parents created); returns the path. The coverage
+    table is read from `coverage` (default: the coverage directory beside the store, <data_dir>/coverage)."""
     store = RecordStore(store_dir)
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_report(store, worst=worst), "utf-8")
+    page = render_report(store, worst=worst, criteria=criteria)
+    found = scan(coverage or Path(store_dir).parent / "coverage")
+    if found.rows:
+        page = page.replace("</main>", f"<h2>Coverage: what the app sends</h2>{html_table(found)}</main>")
+    path.write_text(page, "utf-8")
     return path

@@ -57,4 +57,23 @@ ul.diffs li{margin:2px 0}
 .k-missing{color:var(--aliyun)}.k-extra{color:var(--aws)}.k-text_changed{color:#a24c0c}.k-box_shifted{color:#6b7385}
 .note{color:var(--muted);font-size:12px;margin:6px 0 0}
 .empty{color:var(--muted);font-style:italic}
+.verdict{display:flex;gap:18px;align-items:center;background:#fff;border:2px solid var(--line);border-radius:12px;
+padding:10px 16px;margin:10px 0}
+.verdict .vname{font-size:22px;font-weight:750;min-width:190px}
+.v-go{border-color:var(--ok)}.v-go .vname{color:var(--ok)}.v-nogo{border-color:#d93b3b}.v-nogo .vname{color:#d93b3b}
+.v-nodata{border-color:var(--ign)}.v-nodata .vname{color:var(--muted)}
+ul.criteria{margin:0;padding:0;list-style:none;display:flex;gap:16px;flex-wrap:wrap;font-size:13px}
+ul.criteria li.pass::before{content:"✓ ";color:var(--ok)}ul.criteria li.fail::before{content:"✗ ";color:#d93b3b}
+ul.criteria li.unknown::before{content:"? ";color:var(--muted)}
+.loud{background:#d93b3b;color:#fff;font-weight:700;font-size:16px;padding:12px 16px;border-radius:10px}
+#sides{width:auto;margin:10px 0}#sides th{text-transform:none;font-size:13px}
+td.verdict-cell{font-size:12px;font-weight:700;line-height:1.2}
+td.verdict-cell[data-verdict="GO"]{color:var(--ok)}td.verdict-cell[data-verdict="NO-GO"]{color:#d93b3b}
+td.verdict-cell[data-verdict="NOT ENOUGH DATA"]{color:var(--muted)}
+#summary{table-layout:auto}
+.histfig{max-width:340px}.metric-help{font-size:11px}
+details.evidence{background:#fff;border:1px solid var(--line);border-radius:10px;padding:8px 12px}
+details.evidence summary{cursor:pointer;font-weight:600}
+details.evidence .scroll{max-height:480px;overflow:auto;margin-top:8px}
+details.evidence td{font-size:12px;vertical-align:top}
 """

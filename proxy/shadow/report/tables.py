@@ -7,10 +7,12 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 
+from ..agreement import agreement
 from ..compare import DEFAULT_THRESHOLDS
 from ..records import Record
+from ..verdicts import Verdict
 from .charts import outcome_bar
-from .labels import FAMILY_TITLE, OUTCOMES, _e, _fmt, providers
+from .labels import FAMILY_TITLE, METRIC_HELP, OUTCOMES, _e, _fmt, providers
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -41,12 +43,6 @@ class _Action:
         return self.records[0].product if self.records else ""
 
 
-def agreement(counts: Mapping[str, int]) -> float | None:
-    """(matched + ignored) / compared; errors are not comparisons and are counted apart."""
-    compared = counts.get("matched", 0) + counts.get("ignored", 0) + counts.get("mismatched", 0)
-    return (counts.get("matched", 0) + counts.get("ignored", 0)) / compared if compared else None
-
-
 def _latencies(records: Iterable[Record], provider: str) -> list[float]:
     out = []
     for r in records:
@@ -62,7 +58,7 @@ def _thresholds(record: Record, family: str) -> Mapping[str, Mapping[str, float]
     return t if isinstance(t, Mapping) else DEFAULT_THRESHOLDS.get(family, {})
 
 
-def _summary_table(groups: Sequence[_Action]) -> str:
+def _summary_table(groups: Sequence[_Action], verdicts: Mapping[str, Verdict]) -> str:
     rows = []
     for g in groups:
         c = g.counts
@@ -77,10 +73,13 @@ def _summary_table(groups: Sequence[_Action]) -> str:
         rows.append(
             f'<tr data-action="{_e(g.action)}"><td><a href="#a-{_e(g.action)}"><b>{_e(g.action)}</b></a><br>'
             f'<span class="note">{_e(g.product)} · {_e(FAMILY_TITLE.get(g.family, "not compared"))}</span></td>'
+            f'<td class="verdict-cell" data-verdict="{_e(verdicts[g.action].verdict)}">'
+            f'{_e(verdicts[g.action].verdict)}</td>'
             f'<td class="n" data-outcome="total">{len(g.records)}</td>{cells}'
             f'<td class="n">{"–" if agree is None else f"{agree:.0%}"}</td><td>{outcome_bar(c)}</td>'
             f'{"".join(lat)}</tr>')
-    head = ("<tr><th>Action</th><th>Total</th><th>Matched</th><th>Ignored</th><th>Mismatched</th><th>Error</th>"
+    head = ("<tr><th>Action</th><th>Verdict</th><th>Total</th>"
+            "<th>Matched</th><th>Ignored</th><th>Mismatched</th><th>Error</th>"
             "<th>Agreement</th><th>Outcomes</th><th class='aliyun n'>Aliyun p50 / p95</th>"
             "<th class='aws n'>AWS p50 / p95</th></tr>")
     return f'<table id="summary"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table>'
@@ -101,6 +100,8 @@ def _score_table(record: Record, family: str) -> str:
         flag = " ✗" if name in record.failed else " ≈ noise" if name in within else ""
         rows.append(f'<tr class="{cls}"><td>{_e(name)}{flag}</td><td class="n">{_fmt(value)}{extra}</td>'
                     f'<td class="note">{_e(text)}</td></tr>')
+        if name in METRIC_HELP:
+            rows.append(f'<tr class="help"><td colspan="3" class="note metric-help">{_e(METRIC_HELP[name])}</td></tr>')
     return f'<table class="scores">{"".join(rows)}</table>'
 
 
