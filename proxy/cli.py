@@ -5,6 +5,7 @@ Commands:
   compare   compare Aliyun and AWS on a folder of images, then write the go/no-go report
   report    write the go/no-go report from a shadow record store
   coverage  which Aliyun actions and parameters the app sends, how often, and which are served
+  cost      what the recorded traffic costs on Aliyun and on AWS, from a price table you edit
 
 Settings come from VISION_PROXY_* variables and an optional --config YAML file (flags win). Every failure
 is one line on stderr and exit status 2 (1: compare could compare nothing).
@@ -81,6 +82,7 @@ def parser(compare_help: bool = True) -> argparse.ArgumentParser:
     report.add_argument("--out", "--report", dest="out", type=Path, default=Path("shadow-report.html"),
                         help="HTML file to write (default shadow-report.html)")
     report.add_argument("--config", type=Path, help="YAML file with any of the settings (verdict criteria)")
+    report.add_argument("--prices", type=Path, help="price table (YAML) for the cost section; see `cost --help`")
     compare = commands.add_parser("compare", help="compare Aliyun and AWS on a folder of images, then report",
                                   description="Send each image to Aliyun and to AWS, compare the answers as shadow "
                                               "traffic is compared, and write the go/no-go report.",
@@ -104,6 +106,13 @@ def parser(compare_help: bool = True) -> argparse.ArgumentParser:
                                                "called it, what became of the calls, and which parameters it sent "
                                                "(ignored: accepted without effect; unknown: not in the mapping).")
     coverage.add_argument("--store", type=Path, help="coverage directory (default <VISION_PROXY_DATA_DIR>/coverage)")
+    cost = commands.add_parser("cost", help="what the recorded traffic costs on Aliyun and on AWS",
+                               description="Calls per action from the record store (scaled by each record's sample "
+                                           "rate) times the price table: per 1000 calls and per month at the "
+                                           "observed rate, per action and in total. A price not in the table is "
+                                           "shown as not set. The table's format: proxy/shadow/cost.py, README.")
+    cost.add_argument("--store", type=Path, help="record store directory (default <VISION_PROXY_DATA_DIR>/shadow)")
+    cost.add_argument("--prices", type=Path, help="price table (YAML); none: every price not set")
     return top
 
 
@@ -127,7 +136,9 @@ def _run(args: argparse.Namespace) -> int:
     from .offline import CompareError
 
     if args.command == "report":
-        return _report(args.store, args.out, args.config)
+        return _report(args.store, args.out, args.config, args.prices)
+    if args.command == "cost":
+        return _cost(args.store, args.prices)
     if args.command == "coverage":
         from .coverage import coverage_command
 
@@ -155,7 +166,30 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _report(store: Path | None, out: Path, config: Path | None) -> int:
+def _store_dir(store: Path | None) -> Path:
+    from .shadow.records import STORE_SUBDIR
+
+    return store or Path(os.environ.get("VISION_PROXY_DATA_DIR") or "data") / STORE_SUBDIR
+
+
+def _cost(store: Path | None, prices: Path | None) -> int:
+    """`vision-proxy cost`: the cost table over the record store, as the report's cost section shows it."""
+    from .shadow.cost import PriceError, cost_table, text
+    from .shadow.records import RecordStore
+
+    store = _store_dir(store)
+    if not store.is_dir():
+        print(f"cost: no record store at {store} (give --store DIR)", file=sys.stderr)
+        return 2
+    try:
+        print(text(cost_table(list(RecordStore(store).records()), prices)))
+    except PriceError as exc:
+        print(f"cost: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _report(store: Path | None, out: Path, config: Path | None, prices: Path | None = None) -> int:
     """`vision-proxy report`: render the shadow record store, with the verdict criteria from the settings."""
     from .shadow.records import STORE_SUBDIR
     from .shadow.report import write_report
@@ -166,7 +200,13 @@ def _report(store: Path | None, out: Path, config: Path | None) -> int:
         print(f"report: no record store at {store} (give --store DIR)", file=sys.stderr)
         return 2
     settings = load_settings(config)
-    print(write_report(store, out, criteria=Criteria.from_settings(settings)))
+    from .shadow.cost import PriceError
+
+    try:
+        print(write_report(store, out, criteria=Criteria.from_settings(settings), prices=prices))
+    except PriceError as exc:
+        print(f"report: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -87,6 +87,7 @@ class FaultKit:
         self.streamed_mib = 0  # "oversized": MiB written before the proxy hung up
         self.fail_after = 0  # super-resolution: answer this many tiles, then fail with `fault`
         self.largest = (0, 0)  # the largest request body and answer body seen, in bytes
+        self.paths: list[str] = []  # the path of every signed call, in order
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=20 * 1024 * 1024)
@@ -109,7 +110,8 @@ class FaultKit:
             return web.json_response({"message": str(exc)}, status=403)
         self.calls += 1
         self.last_body = body
-        if request.path.rstrip("/").endswith("human-segmentation") and self.fault == "matte":
+        self.paths.append(request.path)
+        if request.path.rstrip("/").endswith("segmentation") and self.fault == "matte":
             return web.json_response(_matte(json.loads(body)))
         enlarging = request.path.rstrip("/").endswith("super-resolution-ml")
         if enlarging and self.fault == "slow-sr":  # a correct enlargement, two seconds late

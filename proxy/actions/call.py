@@ -31,6 +31,7 @@ class Backends:
     jobs: JobRunner
     budget: PixelBudget  # bytes of decoded pixels in flight (matting, enlargement, EXIF rotation)
     uploads: UploadAuthority | None = None  # AuthorizeFileUpload's policies (proxy/uploads)
+    action_routes: dict[str, str] = field(default_factory=dict)  # action -> its own backend (kit/routing.py)
 
 
 @dataclass
@@ -53,10 +54,10 @@ class Call:
 
     @property
     def kit_route(self) -> str:
-        """The kit route the mapping names for this action."""
+        """The kit route the mapping names for this action, unless configuration gives it its own backend."""
         if self.spec.kit_route is None:
             raise RuntimeError(f"{self.spec.action} declares no kit_route")
-        return self.spec.kit_route
+        return self.backends.action_routes.get(self.spec.action, self.spec.kit_route)
 
     async def image(self, need_pixels: bool = False) -> LoadedImage:
         """The action's image: from its URL parameter, or from the raw body where the action allows it."""

@@ -2,8 +2,9 @@
 
 `Settings` is flat (the public contract is one variable per field), assembled from one section per concern,
 each a module beside this one with its fields and their validators: server, callers, images, kit, results,
-shadow, uploads. Checks that span two sections live here. Precedence: command-line flags > environment > YAML file
-> defaults. A wrong value stops start-up with a message naming the key (see `load_settings`).
+shadow, uploads, backends (a backend per action). Checks that span two sections live here.
+Precedence: command-line flags > environment > YAML file >
+defaults. A wrong value stops start-up with a message naming the key (see `load_settings`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from urllib.parse import urlsplit
 from pydantic import ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
 
+from .backends import ActionBackend, BackendSettings
 from .callers import CallerKey, CallerLimit, CallerSettings
 from .images import ImageSettings
 from .kit import KitLimits, KitRoutes, KitRouteTimeouts, KitSettings
@@ -25,12 +27,12 @@ from .shadow import ShadowSettings
 from .uploads import UploadSettings
 from .values import MiB
 
-__all__ = ["CallerKey", "CallerLimit", "ConfigError", "KitLimits", "KitRouteTimeouts", "KitRoutes", "MiB",
-           "Settings", "describe", "is_loopback", "load_settings"]
+__all__ = ["ActionBackend", "CallerKey", "CallerLimit", "ConfigError", "KitLimits", "KitRouteTimeouts", "KitRoutes",
+           "MiB", "Settings", "describe", "is_loopback", "load_settings"]
 
 
-class Settings(ServerSettings, CallerSettings, ImageSettings, KitSettings, ResultSettings, ShadowSettings,
-               UploadSettings, BaseSettings):
+class Settings(ServerSettings, CallerSettings, ImageSettings, KitSettings, BackendSettings, ResultSettings,
+               ShadowSettings, UploadSettings, BaseSettings):
     model_config = SettingsConfigDict(env_prefix="VISION_PROXY_", env_nested_delimiter="__", extra="forbid")
 
     @model_validator(mode="after")

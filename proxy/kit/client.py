@@ -86,6 +86,7 @@ class KitClient:
         self.sagemaker = Transport("sagemaker", {"Content-Type": "application/json", "Accept": "application/json"},
                                    _sagemaker_error)
         self.sagemaker_endpoints = dict(sagemaker_endpoints or {})
+        self.action_targets: dict[str, tuple[str, Transport]] = {}  # routing.py: an action's own backend
         self.sagemaker_url = sagemaker_url.rstrip("/") if sagemaker_url else None
         self.credentials = credentials
         self.timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=connect_timeout)
@@ -148,7 +149,18 @@ class KitClient:
             raise _wrapped_sagemaker_error(route, parsed)
         return parsed
 
+    def add_route(self, key: str, url: str, sagemaker: bool, own_api: bool, limit: float) -> None:
+        """Route `key` (an action's name, proxy/kit/routing.py) to `url`. An API other than the kit's
+        (`own_api`) is reached directly, without the kit's private-API Host and x-apigw-api-id."""
+        transport = self.sagemaker if sagemaker else self.gateway
+        if own_api and not sagemaker:
+            transport = Transport("execute-api", {"Content-Type": "application/json"}, _gateway_error)
+        self.action_targets[key] = (url, transport)
+        self.route_limits[key] = limit
+
     def _route(self, route: str) -> tuple[str, Transport]:
+        if route in self.action_targets:
+            return self.action_targets[route]
         endpoint = self.sagemaker_endpoints.get(route)
         if endpoint is None:
             return self.route_url(route), self.gateway

@@ -4,7 +4,8 @@ newcomer runs is the production path.
 
 Only what the kit does is reproduced: routes under the stage, `{url}` or `{img}` JSON bodies, plain-text
 400s, and API Gateway's JSON 403 for a bad signature or an undeployed route. Routes: lite-ocr (rapidocr),
-human-segmentation (MediaPipe selfie segmentation), super-resolution-ml (Real-ESRGAN ncnn, CPU). Every answer
+human-segmentation (MediaPipe selfie segmentation), general-segmentation (U²-Net-p, any salient
+object; not a kit route, see general.py), super-resolution-ml (Real-ESRGAN ncnn, CPU). Every answer
 names the model that made it in `x-local-model`. A model that cannot run here answers 503 with the reason in
 `x-local-model-unavailable`, never a made-up result.
 
@@ -38,7 +39,7 @@ from botocore.credentials import Credentials
 
 from ...config import KitLimits, KitRoutes
 from ..sigv4 import SigV4Rejected, verify
-from . import HandlerCrash, gateway, ocr, segment, superres
+from . import HandlerCrash, gateway, general, ocr, segment, superres
 
 log = structlog.get_logger("kit.local")
 INVOCATIONS = re.compile(r"/endpoints/([^/]+)/invocations")
@@ -155,7 +156,8 @@ class LocalBackend:
                  limits: KitLimits | None = None) -> None:
         self.region = region
         self.limits = limits or KitLimits()  # payload limits enforced as API Gateway and Lambda do (gateway.py)
-        self._lambda_routes = {routes.ocr, routes.segmentation}  # super-resolution is a SageMaker integration
+        # super-resolution is a SageMaker integration; general-segmentation is served as a Lambda route would be
+        self._lambda_routes = {routes.ocr, routes.segmentation, general.ROUTE}
         self.stage = stage
         self.private = private
         self.sagemaker_endpoint = sagemaker_endpoint
@@ -163,11 +165,14 @@ class LocalBackend:
         self.credentials = Credentials("AKIDLOCAL" + secrets.token_hex(6).upper(), secrets.token_urlsafe(30))
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="local-model")
         ocr_engine, segmenter, resolver = ocr.OcrEngine(), segment.Segmenter(), superres.SuperResolver()
+        objects = general.GeneralSegmenter()
         # Models load on first use, once, under their own locks.
         self._routes: dict[str, Route] = {
             routes.ocr: Route(_no_params, lambda image, _: (ocr.MODEL_NAME, ocr_engine.recognise(image))),
             routes.segmentation: Route(_foreground, lambda image, foreground: (
                 segment.MODEL_NAME, _png_result(segmenter.segment(image, foreground)))),
+            general.ROUTE: Route(_foreground, lambda image, foreground: (  # not the kit's: config/backends.py
+                general.MODEL_NAME, _png_result(objects.segment(image, foreground)))),
             routes.super_resolution: Route(_scale, lambda image, scale: (
                 superres.model_name(scale), _png_result(resolver.upscale(image, scale)))),
         }

@@ -11,6 +11,8 @@ from pathlib import Path
 from ...coverage import scan
 from ..agreement import DEFINITION, agreement
 from ..compare import DEFAULT_THRESHOLDS
+from ..cost import cost_table
+from ..cost import html as cost_html
 from ..records import Record, RecordStore
 from ..verdicts import Criteria, Verdict, judge, overall
 from .charts import histogram_svg, outcome_bar
@@ -160,13 +162,15 @@ def render_report(store: RecordStore, *, worst: int = WORST_PER_ACTION, title: s
 
 
 def write_report(store_dir: Path | str, out: Path | str, *, worst: int = WORST_PER_ACTION,
-                 criteria: Criteria | None = None, coverage: Path | None = None) -> Path:
+                 criteria: Criteria | None = None, coverage: Path | None = None, prices: Path | None = None) -> Path:
     """Render the store at store_dir into the file out (parents created); returns the path. The coverage
     table is read from `coverage` (default: the coverage directory beside the store, <data_dir>/coverage)."""
     store = RecordStore(store_dir)
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
     page = render_report(store, worst=worst, criteria=criteria)
+    # what the traffic costs on each side, from the user's price table
+    page = page.replace("</main>", cost_html(cost_table(list(store.records()), prices)) + "</main>")
     found = scan(coverage or Path(store_dir).parent / "coverage")
     if found.rows:
         page = page.replace("</main>", f"<h2>Coverage: what the app sends</h2>{html_table(found)}</main>")
