@@ -254,7 +254,9 @@ def default_dir() -> Path:
     return repo if repo.is_dir() else here / "_mappings"
 
 
-def load(directory: Path, converters: dict[str, Converter]) -> Registry:
+def load(directory: Path, converters: dict[str, Converter] | None) -> Registry:
+    """Every mapping under `directory`. `converters` None: the facts only (reports read them), converter names
+    are not checked; the proxy itself always passes its converters."""
     specs: list[ActionSpec] = []
     files = sorted(directory.glob("*/*.yaml"))
     if not files:
@@ -268,7 +270,7 @@ def load(directory: Path, converters: dict[str, Converter]) -> Registry:
         except ValidationError as exc:
             fields = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(file)'}: {e['msg']}" for e in exc.errors())
             raise MappingError(f"mappings/{where}: {fields}") from None
-        if spec.converter not in converters:
+        if converters is not None and spec.converter not in converters:
             raise MappingError(f"mappings/{where}: converter: unknown converter {spec.converter!r}")
         if (path.parent.name, path.stem) != (spec.product, spec.action):
             raise MappingError(f"mappings/{where}: product/action: file must be {spec.product}/{spec.action}.yaml")

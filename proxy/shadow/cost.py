@@ -219,10 +219,9 @@ def _aws_parts(prices: Prices, route: str | None, seconds: float | None,
 
 def kit_routes() -> dict[str, str | None]:
     """Action -> the kit route its mapping names (the shipped mappings, as the proxy loads them)."""
-    from ..app import CONVERTERS
     from ..mappings import default_dir, load
 
-    return {spec.action: spec.kit_route for spec in load(default_dir(), CONVERTERS).specs.values()}
+    return {spec.action: spec.kit_route for spec in load(default_dir(), None).specs.values()}
 
 
 def cost_table(records: list[Record], prices_file: Path | None) -> CostTable:
