@@ -250,7 +250,8 @@ async def run(fleet: Fleet, profile: Profile, lag_file: str, data_dir: str) -> l
             lag = [ms for start, end in windows for ms in window(lag_file, start, end)]
             row.update(base_p50=p50(b_ms), base_p99=p99(b_ms), proxy_p50=p50(p_ms), proxy_p99=p99(p_ms),
                        added_ms=p50(p_ms) - p50(b_ms), rps_ratio=row["proxy_rps"] / row["base_rps"],
-                       cpu_ratio=_ratio(row["proxy_cpu_ms"], row["base_cpu_ms"]), lag_p50=p50(lag) if lag else float("nan"),
+                       cpu_ratio=_ratio(row["proxy_cpu_ms"], row["base_cpu_ms"]),
+                       lag_p50=p50(lag) if lag else float("nan"),
                        lag_p99=p99(lag), lag_max=max(lag, default=float("nan")))
             rows.append(row)
     return rows

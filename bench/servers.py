@@ -58,10 +58,15 @@ def _image_size(request_body: bytes) -> tuple[tuple[int, int], int]:
 
 
 def _png_b64(mode: str, size: tuple[int, int]) -> bytes:
-    bands = len(mode)
-    raw = bytes(range(256)) * (size[0] * size[1] * bands // 256 + 1)
+    """A photo-like PNG (smooth fields and grain, as a real model's output), so decoding it and
+    re-encoding the result cost what they would; black-and-white fields for a matte."""
+    small = Image.frombytes(mode, (max(1, size[0] // 32), max(1, size[1] // 32)),
+                            os.urandom(max(1, size[0] // 32) * max(1, size[1] // 32) * len(mode)))
+    img = small.resize(size, Image.Resampling.BICUBIC)
+    grain = Image.frombytes("L", size, os.urandom(size[0] * size[1]))
+    img = Image.blend(img, grain if mode == "L" else Image.merge("RGB", [grain] * 3), 0.08)
     out = io.BytesIO()
-    Image.frombytes(mode, size, raw[:size[0] * size[1] * bands]).save(out, "PNG", compress_level=1)
+    img.save(out, "PNG", compress_level=1)
     return b'{"result":"' + base64.b64encode(out.getvalue()) + b'"}'
 
 

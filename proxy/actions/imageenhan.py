@@ -21,7 +21,7 @@ from ..images import LoadedImage, undecodable
 from ..pixels import enlargement_bytes
 from .call import Call
 from .kitshapes import pad_tile, sr_tile_side
-from .tiles import TilePlan, blend
+from .tiles import Stitcher, TilePlan
 
 FORMATS = {"png": ("PNG", "image/png"), "jpg": ("JPEG", "image/jpeg"), "bmp": ("BMP", "image/bmp")}
 GENERATE_MAX_SHORT_SIDE = 1080  # GenerateSuperResolutionImage resizes larger inputs itself
@@ -62,8 +62,13 @@ async def _enlarge_and_store(call: Call, factor: int, fmt: str, quality: int, ma
     return await call.store(data, fmt, FORMATS[fmt][1])
 
 
-async def enlarge(call: Call, src: np.ndarray, factor: int) -> np.ndarray:
-    """Enlarge an RGB uint8 array by `factor` (1-4) through the kit, tile by tile."""
+async def enlarge(call: Call, src: np.ndarray, factor: int) -> Image.Image:
+    """Enlarge an RGB uint8 array by `factor` (1-4) through the kit, tile by tile.
+
+    Rows of tiles are fetched one ahead of the row being stitched (each tile decoded as its answer
+    arrives, kit calls bounded by `sr_tile_concurrency`), and stitched into the 8-bit canvas as soon as
+    they are complete: the decoded tiles held are two or three rows, never the whole picture.
+    """
     scale = kit_factor(factor)
     s = call.settings
     height, width = src.shape[:2]
@@ -71,7 +76,7 @@ async def enlarge(call: Call, src: np.ndarray, factor: int) -> np.ndarray:
     plan = TilePlan.plan(width, height, side, s.sr_tile_overlap)
     limit = asyncio.Semaphore(s.sr_tile_concurrency)
 
-    async def one(box: tuple[int, int, int, int]) -> np.ndarray:
+    async def one(box: tuple[int, int, int, int]) -> Image.Image:
         left, top, right, bottom = box
         async with limit:
             tile = await asyncio.to_thread(_png_tile, src[top:bottom, left:right], scale)
@@ -79,15 +84,30 @@ async def enlarge(call: Call, src: np.ndarray, factor: int) -> np.ndarray:
             return await asyncio.to_thread(_decode_tile, png, (tile.width * scale, tile.height * scale),
                                            (right - left) * scale, (bottom - top) * scale)
 
-    try:
+    async def row(boxes: list[tuple[int, int, int, int]]) -> list[Image.Image]:
         async with asyncio.TaskGroup() as group:  # one failed tile cancels the rest: nothing half-made is kept
-            tasks = [[group.create_task(one(box)) for box in row] for row in plan.boxes()]
+            tasks = [group.create_task(one(box)) for box in boxes]
+        return [t.result() for t in tasks]
+
+    rows = plan.boxes()
+    stitcher = await asyncio.to_thread(Stitcher, plan, scale)
+    pending = {i: asyncio.create_task(row(rows[i])) for i in range(min(2, len(rows)))}
+    try:
+        for i in range(len(rows)):
+            tiles = await pending.pop(i)
+            await asyncio.to_thread(stitcher.add_row, i, tiles)
+            del tiles
+            if i + 2 < len(rows):  # row i+1 is already on its way: two rows in flight at most
+                pending[i + 2] = asyncio.create_task(row(rows[i + 2]))
     except ExceptionGroup as group_error:  # the caller gets the first tile's own Aliyun error, not a 500
         raise first_error(group_error) from None
-    rows = [[t.result() for t in row] for row in tasks]
-    out = await asyncio.to_thread(blend, plan, rows, scale)
+    finally:
+        for task in pending.values():
+            task.cancel()
+        await asyncio.gather(*pending.values(), return_exceptions=True)
+    out = stitcher.canvas
     if factor != scale:
-        out = await asyncio.to_thread(_resize, out, width * factor, height * factor)
+        out = await asyncio.to_thread(out.resize, (width * factor, height * factor), Image.Resampling.LANCZOS)
     return out
 
 
@@ -120,28 +140,26 @@ def _png_tile(pixels: np.ndarray, scale: int) -> LoadedImage:
     return LoadedImage(buf.getvalue(), "png", w, h, w, h)
 
 
-def _decode_tile(png: bytes, padded: tuple[int, int], width: int, height: int) -> np.ndarray:
+def _decode_tile(png: bytes, padded: tuple[int, int], width: int, height: int) -> Image.Image:
     """The enlarged tile without its padding: `padded` is the size the kit was asked for."""
     try:
-        img = Image.open(io.BytesIO(png)).convert("RGB")
+        img: Image.Image = Image.open(io.BytesIO(png))
+        img = img.convert("RGB") if img.mode != "RGB" else img
+        img.load()
     except OSError:
         raise Err.INTERNAL_ERROR() from None
     if img.size != padded:  # the kit resizes to w·s × h·s itself; be exact regardless
         img = img.resize(padded, Image.Resampling.LANCZOS)
     if padded != (width, height):
         img = img.crop((0, 0, width, height))
-    return np.asarray(img)
+    return img
 
 
-def _resize(pixels: np.ndarray, width: int, height: int) -> np.ndarray:
-    return np.asarray(Image.fromarray(pixels).resize((width, height), Image.Resampling.LANCZOS))
-
-
-def _encode(pixels: np.ndarray, fmt: str, quality: int) -> bytes:
+def _encode(image: Image.Image, fmt: str, quality: int) -> bytes:
     buf = io.BytesIO()
     pil_format = FORMATS[fmt][0]
     options: dict[str, Any] = {"quality": quality} if pil_format == "JPEG" else {}
     if pil_format == "PNG":
         options["compress_level"] = 3
-    Image.fromarray(pixels).save(buf, pil_format, **options)
+    image.save(buf, pil_format, **options)
     return buf.getvalue()

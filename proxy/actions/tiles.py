@@ -2,16 +2,20 @@
 the enlarged tiles back with linear ramps across every overlap, so no seam shows.
 
 The weights form a partition of unity (in each overlap the left/top tile fades out exactly as its
-neighbour fades in), separable in x and y. Blending runs strip by strip, so the only float buffer is
-one row of tiles, not the whole output (a 1920x1080 ×4 result is 7680x4320).
+neighbour fades in), separable in x and y. The Stitcher copies where one tile alone covers a block and
+weighs only the overlaps, in small float blocks, into an 8-bit canvas, a row of tiles at a time as they
+arrive: no float canvas of the output (a 1920x1080 ×4 result is 7680x4320) ever exists.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from PIL import Image
 
 
 @dataclass(frozen=True)
@@ -70,24 +74,86 @@ def _totals(grid: Grid, scale: int) -> np.ndarray:
     return total
 
 
-def blend(plan: TilePlan, rows: list[list[np.ndarray]], scale: int) -> np.ndarray:
-    """Stitch enlarged tiles (uint8 HxWx3, each exactly tile size × scale) into one uint8 image."""
-    width, height = plan.xs.length * scale, plan.ys.length * scale
-    out = np.empty((height, width, 3), dtype=np.uint8)
-    x_total, y_total = _totals(plan.xs, scale), _totals(plan.ys, scale)
-    carry: np.ndarray | None = None  # weighted rows still owed a contribution from the next strip
-    th = plan.ys.size * scale
+@dataclass(frozen=True)
+class Span:
+    """Output pixels [start, end) along one axis, covered by exactly the tiles `tiles` (indices)."""
+
+    start: int
+    end: int
+    tiles: tuple[int, ...]
+
+
+def _spans(grid: Grid, scale: int) -> list[Span]:
+    """The axis cut where any tile begins or ends: within a span the covering tiles do not change."""
+    n = grid.size * scale
+    cuts = sorted({0, grid.length * scale} | {s * scale for s in grid.starts} | {s * scale + n for s in grid.starts})
+    return [Span(a, b, tuple(i for i, s in enumerate(grid.starts) if s * scale <= a and b <= s * scale + n))
+            for a, b in itertools.pairwise(cuts)]
+
+
+def _normalised(grid: Grid, scale: int) -> list[np.ndarray]:
+    """Each tile's weights over its enlarged extent, divided by the axis totals (so they sum to 1)."""
+    total, n = _totals(grid, scale), grid.size * scale
+    return [grid.weights(i, scale) / total[s * scale:s * scale + n] for i, s in enumerate(grid.starts)]
+
+
+Tile = Image.Image | np.ndarray
+
+
+class Stitcher:
+    """Blends tiles into the output row of tiles by row, as they arrive, straight into the 8-bit canvas.
+
+    Where one tile alone covers a block (most of the picture) its pixels are copied; only the overlaps
+    are weighted, in float, block by block. So no float canvas exists, and a row of tiles is dropped as
+    soon as no block still needs it: memory is the canvas plus two or three rows of tiles.
+    """
+
+    def __init__(self, plan: TilePlan, scale: int) -> None:
+        self.plan, self.scale = plan, scale
+        self.canvas = Image.new("RGB", (plan.xs.length * scale, plan.ys.length * scale))
+        self.x_spans, self.y_spans = _spans(plan.xs, scale), _spans(plan.ys, scale)
+        self.wx, self.wy = _normalised(plan.xs, scale), _normalised(plan.ys, scale)
+        self.rows: dict[int, list[Image.Image]] = {}
+        self.next_span = 0  # the first y-span not yet drawn
+
+    def add_row(self, index: int, tiles: Sequence[Tile]) -> None:
+        """Row `index` of tiles (rows arrive in order): draw every block it completes, drop what is done."""
+        self.rows[index] = [t if isinstance(t, Image.Image) else Image.fromarray(t) for t in tiles]
+        while self.next_span < len(self.y_spans) and max(self.y_spans[self.next_span].tiles) <= index:
+            ys = self.y_spans[self.next_span]
+            for xs in self.x_spans:
+                self._draw(ys, xs)
+            self.next_span += 1
+        needed = min((min(s.tiles) for s in self.y_spans[self.next_span:]), default=len(self.y_spans) + index + 1)
+        for r in [r for r in self.rows if r < needed]:
+            del self.rows[r]
+
+    def _draw(self, ys: Span, xs: Span) -> None:
+        s = self.scale
+        if len(ys.tiles) == 1 and len(xs.tiles) == 1:
+            r, c = ys.tiles[0], xs.tiles[0]
+            tx, ty = self.plan.xs.starts[c] * s, self.plan.ys.starts[r] * s
+            box = (xs.start - tx, ys.start - ty, xs.end - tx, ys.end - ty)
+            self.canvas.paste(self.rows[r][c].crop(box), (xs.start, ys.start))
+            return
+        acc = np.zeros((ys.end - ys.start, xs.end - xs.start, 3), dtype=np.float32)
+        for r in ys.tiles:
+            ty = self.plan.ys.starts[r] * s
+            wy = self.wy[r][ys.start - ty:ys.end - ty]
+            for c in xs.tiles:
+                tx = self.plan.xs.starts[c] * s
+                wx = self.wx[c][xs.start - tx:xs.end - tx]
+                box = (xs.start - tx, ys.start - ty, xs.end - tx, ys.end - ty)
+                acc += np.asarray(self.rows[r][c].crop(box), dtype=np.float32) * (wy[:, None] * wx[None, :])[..., None]
+        acc += 0.5
+        np.clip(acc, 0, 255, out=acc)
+        self.canvas.paste(Image.fromarray(acc.astype(np.uint8)), (xs.start, ys.start))
+
+
+def blend(plan: TilePlan, rows: Sequence[Sequence[Tile]], scale: int) -> np.ndarray:
+    """Stitch enlarged tiles (HxWx3 uint8 arrays or RGB images, each exactly tile size × scale) into one
+    uint8 array (the Stitcher's canvas, for callers that want an array)."""
+    stitcher = Stitcher(plan, scale)
     for i, row in enumerate(rows):
-        strip = np.zeros((th, width, 3), dtype=np.float32)
-        for j, tile in enumerate(row):
-            x0 = plan.xs.starts[j] * scale
-            span = slice(x0, x0 + tile.shape[1])
-            strip[:, span] += tile * (plan.xs.weights(j, scale) / x_total[span])[None, :, None]
-        top = plan.ys.starts[i] * scale
-        strip *= (plan.ys.weights(i, scale) / y_total[top:top + th])[:, None, None]
-        if carry is not None:
-            strip[: carry.shape[0]] += carry
-        keep = (plan.ys.starts[i + 1] * scale - top) if i + 1 < len(rows) else th
-        out[top:top + keep] = np.clip(strip[:keep] + 0.5, 0, 255).astype(np.uint8)
-        carry = strip[keep:]
-    return out
+        stitcher.add_row(i, row)
+    return np.asarray(stitcher.canvas)
