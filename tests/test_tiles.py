@@ -3,9 +3,13 @@ including sides where three tiles overlap (just under two tiles long)."""
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
+from PIL import Image
 
+from proxy.actions.pngstripes import PngStripes
 from proxy.actions.tiles import Grid, TilePlan, blend
 
 
@@ -71,3 +75,21 @@ def test_stitcher_matches_the_float_canvas_blend(width, height, tile, overlap, s
     mse = float(np.mean((ours - reference) ** 2))
     assert mse == 0 or 10 * np.log10(255 ** 2 / mse) >= 50
     assert np.abs(ours - reference).max() <= 1
+
+
+@pytest.mark.parametrize(("width", "height", "stripe"), [(7, 5, 2), (64, 48, 48), (300, 97, 10)])
+def test_png_written_by_stripes_decodes_to_the_same_pixels(width, height, stripe):
+    rng = np.random.default_rng(width)
+    picture = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    png = PngStripes(width, height)
+    for top in range(0, height, stripe):
+        png.write(picture[top:top + stripe])
+    with Image.open(io.BytesIO(png.finish())) as img:
+        assert img.format == "PNG" and img.mode == "RGB" and np.array_equal(np.asarray(img), picture)
+
+
+def test_png_refuses_a_short_picture():
+    png = PngStripes(8, 8)
+    png.write(np.zeros((4, 8, 3), dtype=np.uint8))
+    with pytest.raises(ValueError):
+        png.finish()

@@ -21,7 +21,8 @@ from ..images import LoadedImage, undecodable
 from ..pixels import enlargement_bytes
 from .call import Call
 from .kitshapes import pad_tile, sr_tile_side
-from .tiles import Stitcher, TilePlan
+from .pngstripes import PngStripes
+from .tiles import Sink, Stitcher, TilePlan
 
 FORMATS = {"png": ("PNG", "image/png"), "jpg": ("JPEG", "image/jpeg"), "bmp": ("BMP", "image/bmp")}
 GENERATE_MAX_SHORT_SIDE = 1080  # GenerateSuperResolutionImage resizes larger inputs itself
@@ -55,15 +56,33 @@ async def _enlarge_and_store(call: Call, factor: int, fmt: str, quality: int, ma
     async with call.backends.budget.hold(enlargement_bytes(image.width, image.height, factor, tile, max_short)):
         with undecodable(call.spec.image):  # truncated or corrupt pixel data: the caller's bad image
             src, has_alpha = await asyncio.to_thread(_decode, image.data, max_short)
-        out = await enlarge(call, src, factor)
         if has_alpha:
             fmt = "png"  # Aliyun: an RGBA input forces PNG output
-        data = await asyncio.to_thread(_encode, out, fmt, quality)
+        height, width = src.shape[:2]
+        scale = kit_factor(factor)
+        if fmt == "png" and factor == scale:  # encoded as it is stitched: no full-size picture in memory
+            png = PngStripes(width * scale, height * scale)
+            await enlarge(call, src, factor, png.write)
+            data = await asyncio.to_thread(png.finish)
+        else:  # JPEG, BMP, or a resize after the kit's factor: the picture is needed whole
+            canvas = Image.new("RGB", (width * scale, height * scale))
+            top = [0]
+
+            def paste(stripe: np.ndarray) -> None:
+                canvas.paste(Image.fromarray(stripe), (0, top[0]))
+                top[0] += stripe.shape[0]
+
+            await enlarge(call, src, factor, paste)
+            if factor != scale:
+                canvas = await asyncio.to_thread(canvas.resize, (width * factor, height * factor),
+                                                 Image.Resampling.LANCZOS)
+            data = await asyncio.to_thread(_encode, canvas, fmt, quality)
     return await call.store(data, fmt, FORMATS[fmt][1])
 
 
-async def enlarge(call: Call, src: np.ndarray, factor: int) -> Image.Image:
-    """Enlarge an RGB uint8 array by `factor` (1-4) through the kit, tile by tile.
+async def enlarge(call: Call, src: np.ndarray, factor: int, sink: Sink) -> None:
+    """Enlarge an RGB uint8 array by the kit's factor for `factor` (1-4), tile by tile, handing the
+    result to `sink` as stripes, top to bottom.
 
     Rows of tiles are fetched one ahead of the row being stitched (each tile decoded as its answer
     arrives, kit calls bounded by `sr_tile_concurrency`), and stitched into the 8-bit canvas as soon as
@@ -76,7 +95,7 @@ async def enlarge(call: Call, src: np.ndarray, factor: int) -> Image.Image:
     plan = TilePlan.plan(width, height, side, s.sr_tile_overlap)
     limit = asyncio.Semaphore(s.sr_tile_concurrency)
 
-    async def one(box: tuple[int, int, int, int]) -> Image.Image:
+    async def one(box: tuple[int, int, int, int]) -> np.ndarray:
         left, top, right, bottom = box
         async with limit:
             tile = await asyncio.to_thread(_png_tile, src[top:bottom, left:right], scale)
@@ -84,13 +103,13 @@ async def enlarge(call: Call, src: np.ndarray, factor: int) -> Image.Image:
             return await asyncio.to_thread(_decode_tile, png, (tile.width * scale, tile.height * scale),
                                            (right - left) * scale, (bottom - top) * scale)
 
-    async def row(boxes: list[tuple[int, int, int, int]]) -> list[Image.Image]:
+    async def row(boxes: list[tuple[int, int, int, int]]) -> list[np.ndarray]:
         async with asyncio.TaskGroup() as group:  # one failed tile cancels the rest: nothing half-made is kept
             tasks = [group.create_task(one(box)) for box in boxes]
         return [t.result() for t in tasks]
 
     rows = plan.boxes()
-    stitcher = await asyncio.to_thread(Stitcher, plan, scale)
+    stitcher = await asyncio.to_thread(Stitcher, plan, scale, sink)
     pending = {i: asyncio.create_task(row(rows[i])) for i in range(min(2, len(rows)))}
     try:
         for i in range(len(rows)):
@@ -105,10 +124,6 @@ async def enlarge(call: Call, src: np.ndarray, factor: int) -> Image.Image:
         for task in pending.values():
             task.cancel()
         await asyncio.gather(*pending.values(), return_exceptions=True)
-    out = stitcher.canvas
-    if factor != scale:
-        out = await asyncio.to_thread(out.resize, (width * factor, height * factor), Image.Resampling.LANCZOS)
-    return out
 
 
 def first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
@@ -140,7 +155,7 @@ def _png_tile(pixels: np.ndarray, scale: int) -> LoadedImage:
     return LoadedImage(buf.getvalue(), "png", w, h, w, h)
 
 
-def _decode_tile(png: bytes, padded: tuple[int, int], width: int, height: int) -> Image.Image:
+def _decode_tile(png: bytes, padded: tuple[int, int], width: int, height: int) -> np.ndarray:
     """The enlarged tile without its padding: `padded` is the size the kit was asked for."""
     try:
         img: Image.Image = Image.open(io.BytesIO(png))
@@ -152,7 +167,7 @@ def _decode_tile(png: bytes, padded: tuple[int, int], width: int, height: int) -
         img = img.resize(padded, Image.Resampling.LANCZOS)
     if padded != (width, height):
         img = img.crop((0, 0, width, height))
-    return img
+    return np.asarray(img)
 
 
 def _encode(image: Image.Image, fmt: str, quality: int) -> bytes:

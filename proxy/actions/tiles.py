@@ -3,19 +3,19 @@ the enlarged tiles back with linear ramps across every overlap, so no seam shows
 
 The weights form a partition of unity (in each overlap the left/top tile fades out exactly as its
 neighbour fades in), separable in x and y. The Stitcher copies where one tile alone covers a block and
-weighs only the overlaps, in small float blocks, into an 8-bit canvas, a row of tiles at a time as they
-arrive: no float canvas of the output (a 1920x1080 ×4 result is 7680x4320) ever exists.
+weighs only the overlaps, in small float blocks, into 8-bit stripes, a row of tiles at a time as they
+arrive: no float canvas of the output (a 1920x1080 ×4 result is 7680x4320) ever exists, and a PNG
+output is encoded stripe by stripe (pngstripes.py), so no full-size picture exists at all.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image
 
 
 @dataclass(frozen=True)
@@ -97,63 +97,65 @@ def _normalised(grid: Grid, scale: int) -> list[np.ndarray]:
     return [grid.weights(i, scale) / total[s * scale:s * scale + n] for i, s in enumerate(grid.starts)]
 
 
-Tile = Image.Image | np.ndarray
+Sink = Callable[[np.ndarray], None]
 
 
 class Stitcher:
-    """Blends tiles into the output row of tiles by row, as they arrive, straight into the 8-bit canvas.
+    """Blends rows of tiles, as they arrive, into 8-bit stripes of the output handed to `sink` top to
+    bottom (a stripe is one span of rows, the full width).
 
     Where one tile alone covers a block (most of the picture) its pixels are copied; only the overlaps
     are weighted, in float, block by block. So no float canvas exists, and a row of tiles is dropped as
-    soon as no block still needs it: memory is the canvas plus two or three rows of tiles.
+    soon as no stripe still needs it: memory is one stripe plus two or three rows of tiles.
     """
 
-    def __init__(self, plan: TilePlan, scale: int) -> None:
-        self.plan, self.scale = plan, scale
-        self.canvas = Image.new("RGB", (plan.xs.length * scale, plan.ys.length * scale))
+    def __init__(self, plan: TilePlan, scale: int, sink: Sink) -> None:
+        self.plan, self.scale, self.sink = plan, scale, sink
         self.x_spans, self.y_spans = _spans(plan.xs, scale), _spans(plan.ys, scale)
         self.wx, self.wy = _normalised(plan.xs, scale), _normalised(plan.ys, scale)
-        self.rows: dict[int, list[Image.Image]] = {}
+        self.rows: dict[int, list[np.ndarray]] = {}
         self.next_span = 0  # the first y-span not yet drawn
 
-    def add_row(self, index: int, tiles: Sequence[Tile]) -> None:
-        """Row `index` of tiles (rows arrive in order): draw every block it completes, drop what is done."""
-        self.rows[index] = [t if isinstance(t, Image.Image) else Image.fromarray(t) for t in tiles]
+    def add_row(self, index: int, tiles: Sequence[np.ndarray]) -> None:
+        """Row `index` of tiles (rows arrive in order): draw every stripe it completes, drop what is done."""
+        self.rows[index] = list(tiles)
+        width = self.plan.xs.length * self.scale
         while self.next_span < len(self.y_spans) and max(self.y_spans[self.next_span].tiles) <= index:
             ys = self.y_spans[self.next_span]
+            stripe = np.empty((ys.end - ys.start, width, 3), dtype=np.uint8)
             for xs in self.x_spans:
-                self._draw(ys, xs)
+                self._draw(ys, xs, stripe)
+            self.sink(stripe)
             self.next_span += 1
         needed = min((min(s.tiles) for s in self.y_spans[self.next_span:]), default=len(self.y_spans) + index + 1)
         for r in [r for r in self.rows if r < needed]:
             del self.rows[r]
 
-    def _draw(self, ys: Span, xs: Span) -> None:
+    def _draw(self, ys: Span, xs: Span, stripe: np.ndarray) -> None:
         s = self.scale
+        into = stripe[:, xs.start:xs.end]
         if len(ys.tiles) == 1 and len(xs.tiles) == 1:
             r, c = ys.tiles[0], xs.tiles[0]
             tx, ty = self.plan.xs.starts[c] * s, self.plan.ys.starts[r] * s
-            box = (xs.start - tx, ys.start - ty, xs.end - tx, ys.end - ty)
-            self.canvas.paste(self.rows[r][c].crop(box), (xs.start, ys.start))
+            into[:] = self.rows[r][c][ys.start - ty:ys.end - ty, xs.start - tx:xs.end - tx]
             return
-        acc = np.zeros((ys.end - ys.start, xs.end - xs.start, 3), dtype=np.float32)
+        acc = np.zeros(into.shape, dtype=np.float32)
         for r in ys.tiles:
             ty = self.plan.ys.starts[r] * s
             wy = self.wy[r][ys.start - ty:ys.end - ty]
             for c in xs.tiles:
                 tx = self.plan.xs.starts[c] * s
                 wx = self.wx[c][xs.start - tx:xs.end - tx]
-                box = (xs.start - tx, ys.start - ty, xs.end - tx, ys.end - ty)
-                acc += np.asarray(self.rows[r][c].crop(box), dtype=np.float32) * (wy[:, None] * wx[None, :])[..., None]
+                tile = self.rows[r][c][ys.start - ty:ys.end - ty, xs.start - tx:xs.end - tx]
+                acc += tile * (wy[:, None] * wx[None, :])[..., None]
         acc += 0.5
-        np.clip(acc, 0, 255, out=acc)
-        self.canvas.paste(Image.fromarray(acc.astype(np.uint8)), (xs.start, ys.start))
+        np.clip(acc, 0, 255, out=into, casting="unsafe")
 
 
-def blend(plan: TilePlan, rows: Sequence[Sequence[Tile]], scale: int) -> np.ndarray:
-    """Stitch enlarged tiles (HxWx3 uint8 arrays or RGB images, each exactly tile size × scale) into one
-    uint8 array (the Stitcher's canvas, for callers that want an array)."""
-    stitcher = Stitcher(plan, scale)
+def blend(plan: TilePlan, rows: Sequence[Sequence[np.ndarray]], scale: int) -> np.ndarray:
+    """Stitch enlarged tiles (HxWx3 uint8, each exactly tile size × scale) into one uint8 array."""
+    stripes: list[np.ndarray] = []
+    stitcher = Stitcher(plan, scale, stripes.append)
     for i, row in enumerate(rows):
         stitcher.add_row(i, row)
-    return np.asarray(stitcher.canvas)
+    return np.concatenate(stripes)
