@@ -8,8 +8,9 @@ granted first come, first served; a caller that cannot get its share within `wai
 `Throttling`, and one whose cost alone exceeds the whole budget is refused at once (it could never fit).
 
 The costs are peak bytes per pixel measured with VmHWM on the code as it is (Pillow keeps RGB as 4 bytes a
-pixel, numpy as 3; blending keeps rows of 8-bit tiles and weighs only overlaps in float), rounded up. Not counted: the embedded backend's own
-decodes (it stands in for the kit, whose memory is not the proxy's) and encoded bytes (capped elsewhere).
+pixel, numpy as 3; blending keeps rows of 8-bit tiles and weighs only overlaps in float), rounded up.
+Not counted: the embedded backend's own decodes (it stands in for the kit, whose memory is not the
+proxy's) and encoded bytes (capped elsewhere).
 """
 
 from __future__ import annotations
