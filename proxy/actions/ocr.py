@@ -28,6 +28,7 @@ from .ocr_geometry import Diagonal, Line, level_box, lines_from_image
 
 log = structlog.get_logger("actions.ocr")
 PRISM_VERSION = "1.0.9"
+INLINE_TILT_PIXELS = 256 * 256  # a tilt measurement this small runs on the loop (~0.5 ms; the hop costs more)
 
 
 class Location(BaseModel):
@@ -96,7 +97,10 @@ async def recognise(call: Call) -> tuple[LoadedImage, list[tuple[KitLine, Line]]
     if data is not None and lines:
         try:
             async with call.backends.budget.hold(tilt_bytes(sent.image.width, sent.image.height)):
-                rects = await asyncio.to_thread(lines_from_image, data, diagonals)
+                if sent.image.width * sent.image.height <= INLINE_TILT_PIXELS:  # well under 1 ms: no hop
+                    rects = lines_from_image(data, diagonals)
+                else:
+                    rects = await asyncio.to_thread(lines_from_image, data, diagonals)
         except (OSError, ValueError):  # the kit read it, so this should not happen: keep the level boxes
             log.warning("ocr.tilt_unmeasured")
             rects = [level_box(d) for d in diagonals]
