@@ -229,6 +229,7 @@ async def run(fleet: Fleet, profile: Profile, lag_file: str, data_dir: str) -> l
                 print(f"bench: {case.name}: {profile.heavy} jobs per side", file=sys.stderr)
                 jobs = await heavy_jobs(session, {b: pids["base"], p: pids["proxy"]}, profile.heavy)
                 b_ms, p_ms, windows = jobs[b]["ms"], jobs[p]["ms"], jobs[p]["windows"]
+                row["lag_alone_p99"] = float("nan")  # jobs run one at a time: the lag columns are that already
                 row.update(base_rps=1000 / statistics.mean(b_ms), proxy_rps=1000 / statistics.mean(p_ms),
                            base_cpu_ms=jobs[b]["cpu"] * 1000 / len(b_ms),
                            proxy_cpu_ms=jobs[p]["cpu"] * 1000 / len(p_ms),
@@ -239,11 +240,12 @@ async def run(fleet: Fleet, profile: Profile, lag_file: str, data_dir: str) -> l
                       file=sys.stderr)
                 procstat.reset_peak(pids["proxy"])
                 rss = procstat.rss_mb(pids["proxy"])
-                b_ms, p_ms = await latencies(session, b, p, profile.warmup, profile.count)
+                b_ms, p_ms, alone = await latencies(session, b, p, profile.warmup, profile.count)
                 sides = await throughputs(session, {b: lambda: procstat.cpu_seconds(pids["base"]),
                                                     p: lambda: procstat.cpu_seconds(pids["proxy"])},
                                           profile.concurrency, profile.seconds, profile.max_requests)
                 windows = sides[p].windows
+                row["lag_alone_p99"] = p99([ms for start, end in alone for ms in window(lag_file, start, end)])
                 row.update(base_rps=sides[b].rps, proxy_rps=sides[p].rps, base_cpu_ms=sides[b].cpu_ms,
                            proxy_cpu_ms=sides[p].cpu_ms, proxy_rss_growth_mb=procstat.peak_rss_mb(pids["proxy"]) - rss)
             fleet.check()
@@ -260,18 +262,18 @@ async def run(fleet: Fleet, profile: Profile, lag_file: str, data_dir: str) -> l
 def table(rows: list[dict[str, Any]]) -> str:
     head = (f"{'scenario':<15}{'base p50':>9}{'p99':>7}{'proxy p50':>10}{'p99':>7}{'added':>7}"
             f"{'base rps':>9}{'proxy rps':>10}{'rps x':>6}{'base cpu':>9}{'proxy cpu':>10}{'cpu x':>6}"
-            f"{'+RSS MB':>8}{'lag p99':>8}{'max':>6}")
+            f"{'+RSS MB':>8}{'lag p99':>8}{'max':>6}{'alone':>6}")
     lines = [head, "-" * len(head)]
     for r in rows:
         lines.append(f"{r['scenario']:<15}{r['base_p50']:>9.1f}{r['base_p99']:>7.1f}{r['proxy_p50']:>10.1f}"
                      f"{r['proxy_p99']:>7.1f}{r['added_ms']:>7.1f}{r['base_rps']:>9.1f}{r['proxy_rps']:>10.1f}"
                      f"{r['rps_ratio']:>6.2f}{r['base_cpu_ms']:>9.2f}{r['proxy_cpu_ms']:>10.2f}{r['cpu_ratio']:>6.2f}"
-                     f"{r['proxy_rss_growth_mb']:>8.0f}{r['lag_p99']:>8.1f}{r['lag_max']:>6.1f}")
+                     f"{r['proxy_rss_growth_mb']:>8.0f}{r['lag_p99']:>8.1f}{r['lag_max']:>6.1f}{r['lag_alone_p99']:>6.1f}")
     lines.append("ms: latency p50 / nearest-rank p99 of sequential requests; added = proxy p50 - base p50; rps: "
                  "throughput at the set concurrency (heavy jobs: one at a time); cpu: the server process's own CPU "
                  "ms per request (utime+stime); +RSS: the proxy's peak RSS (VmHWM) above its RSS before; lag: "
-                 "the proxy's event-loop lag (ms) while it served the timed requests. Compare ratios only, "
-                 "within one run.")
+                 "the proxy's event-loop lag (ms) during the throughput test (heavy: during the jobs); alone: its p99 "
+                 "while the proxy serves one request at a time. Compare ratios only, within one run.")
     for r in rows:
         if "rss_per_output" in r:
             lines.append(f"{r['scenario']}: proxy peak RSS growth = {r['rss_per_output']:.2f}x the output's raw RGB "

@@ -30,19 +30,23 @@ async def send(session: aiohttp.ClientSession, target: Target) -> bytes:
         return body
 
 
-async def latencies(session: aiohttp.ClientSession, base: Target, proxy: Target,
-                    warmup: int, count: int) -> tuple[list[float], list[float]]:
-    """Milliseconds per request, the two sides interleaved (order alternating) so drift hits both alike."""
+async def latencies(session: aiohttp.ClientSession, base: Target, proxy: Target, warmup: int, count: int
+                    ) -> tuple[list[float], list[float], list[tuple[float, float]]]:
+    """Milliseconds per request, the two sides interleaved (order alternating) so drift hits both alike;
+    and the (start, end) CLOCK_MONOTONIC window of each timed proxy request."""
     for _ in range(warmup):
         await send(session, base)
         await send(session, proxy)
     times: dict[Target, list[float]] = {base: [], proxy: []}
+    windows = []
     for i in range(count):
         for target in (base, proxy) if i % 2 == 0 else (proxy, base):
-            started = time.perf_counter()
+            started, at = time.perf_counter(), time.monotonic()
             await send(session, target)
             times[target].append((time.perf_counter() - started) * 1000)
-    return times[base], times[proxy]
+            if target is proxy:
+                windows.append((at, time.monotonic()))
+    return times[base], times[proxy], windows
 
 
 async def _burst(session: aiohttp.ClientSession, target: Target, concurrency: int, seconds: float,
