@@ -45,7 +45,8 @@ def image_body(image: LoadedImage, **extra: Any) -> tuple[bytes, str]:
     if image.data is None:
         body = b'{"url":' + json.dumps(image.url).encode() + tail + b"}"
     else:
-        body = b'{"img":"' + base64.b64encode(image.data) + b'"' + tail + b"}"
+        # One join (one copy, made without the GIL), not three concatenations of the multi-MB base64
+        body = b"".join((b'{"img":"', base64.b64encode(image.data), b'"', tail, b"}"))
     return body, hashlib.sha256(body).hexdigest()
 
 
