@@ -149,10 +149,10 @@ def _decode(data: bytes, max_short: int | None) -> tuple[np.ndarray, bool]:
 def _png_tile(pixels: np.ndarray, scale: int) -> LoadedImage:
     """The tile as PNG, padded to a shape the kit's resize keeps (kitshapes.pad_tile)."""
     pixels = pad_tile(pixels, scale)
-    buf = io.BytesIO()
-    Image.fromarray(pixels).save(buf, "PNG", compress_level=1)
     h, w = pixels.shape[:2]
-    return LoadedImage(buf.getvalue(), "png", w, h, w, h)
+    png = PngStripes(w, h)  # half Pillow's CPU for the same size (one fixed filter)
+    png.write(pixels)
+    return LoadedImage(png.finish(), "png", w, h, w, h)
 
 
 def _decode_tile(png: bytes, padded: tuple[int, int], width: int, height: int) -> np.ndarray:
