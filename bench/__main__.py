@@ -2,7 +2,8 @@
 pass-through (`bench.servers baseline`) measured in the same run against the same loopback kit stub.
 
 Four processes, so no two share a GIL: this one (the load generator), the kit stub, the baseline and the
-proxy (`python -m proxy serve`, unauthenticated loopback mode, default logging sent to /dev/null).
+proxy (`python -m proxy serve` run through `bench.lag`, which probes its event loop; unauthenticated
+loopback mode, default logging sent to /dev/null). Each server's CPU and peak RSS are read from /proc.
 Nothing leaves 127.0.0.1.
 """
 
@@ -15,10 +16,12 @@ import os
 import platform
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -26,7 +29,9 @@ from urllib.parse import urlencode
 
 import aiohttp
 
-from .load import Target, latencies, p50, p95, send, throughputs
+from . import procstat
+from .lag import window
+from .load import Target, latencies, p50, p99, send, throughputs
 from .servers import noise_png
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,10 +47,11 @@ class Profile:
     concurrency: int  # workers in the throughput test
     seconds: float  # throughput test time per side
     max_requests: int  # throughput test request cap per side
+    heavy: int  # sequential jobs per side for matting and enlargement
 
 
-FULL = Profile(warmup=10, count=100, concurrency=8, seconds=4.0, max_requests=5000)
-QUICK = Profile(warmup=3, count=20, concurrency=8, seconds=1.0, max_requests=1000)
+FULL = Profile(warmup=10, count=100, concurrency=8, seconds=4.0, max_requests=5000, heavy=6)
+QUICK = Profile(warmup=3, count=20, concurrency=8, seconds=1.0, max_requests=1000, heavy=2)
 
 
 class Fleet:
@@ -67,6 +73,9 @@ class Fleet:
         if not line.isdigit():
             raise RuntimeError(f"{name} did not start:\n{self.stderr(name)}")
         return int(line)
+
+    def pid(self, name: str) -> int:
+        return self.procs[name][0].pid
 
     def stderr(self, name: str) -> str:
         proc, log = self.procs[name]
@@ -125,15 +134,77 @@ async def wait_ready(session: aiohttp.ClientSession, url: str, fleet: Fleet, sec
             await asyncio.sleep(0.1)
 
 
-async def verify(session: aiohttp.ClientSession, base: Target, proxy: Target) -> None:
+def _ok_ocr(answer: Any, proxy: bool) -> bool:
+    if not proxy:
+        return isinstance(answer, list)
+    data = answer.get("Data")
+    return isinstance(data, str) and "hello" in data
+
+
+def _ok_url(key: str) -> Callable[[Any, bool], bool]:
+    return lambda answer, proxy: not proxy or isinstance(answer.get("Data", {}).get(key), str)
+
+
+async def verify(session: aiohttp.ClientSession, case: Case, base: Target, proxy: Target) -> None:
     """Both sides must really carry the stub's answer before their timings mean anything."""
-    answer = json.loads(await send(session, base))
-    data = json.loads(await send(session, proxy)).get("Data")
-    if not isinstance(answer, list) or not isinstance(data, str) or "hello" not in data:
-        raise RuntimeError(f"unexpected answers: baseline {answer!r:.200}, proxy Data {data!r:.200}")
+    for target, is_proxy in ((base, False), (proxy, True)):
+        answer = json.loads(await send(session, target))
+        if not case.ok(answer, is_proxy):
+            raise RuntimeError(f"{case.name}: unexpected answer from {target.url}: {answer!r:.300}")
 
 
-async def run(fleet: Fleet, profile: Profile) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class Case:
+    name: str
+    query: str
+    body: bytes
+    headers: dict[str, str]
+    ok: Callable[[Any, bool], bool]
+    heavy: bool = False  # one job at a time: sequential jobs, no throughput burst
+    output_raw: int = 0  # the output's raw RGB bytes (heavy jobs: peak RSS growth is compared to it)
+
+
+def cases(stub: int) -> list[Case]:
+    raw = {"Content-Type": "application/octet-stream", **V3}
+    img = f"http://127.0.0.1:{stub}"
+    sr = {"x-acs-action": "MakeSuperResolutionImage", "x-acs-version": "2019-09-30"}
+    seg = {"x-acs-action": "SegmentHDBody", "x-acs-version": "2019-12-30"}
+    # 1 MB and 4 MB fit the kit's payload budget: the budget costs them one length check. 6 MB does not: the
+    # proxy re-encodes it (the baseline forwards it as-is, which the real kit would refuse with a 413).
+    return [Case("url 50KB png", "?" + urlencode({"Url": f"{img}/img.png"}), b"", V3, _ok_ocr),
+            Case("raw 1MB png", "", noise_png(MiB), raw, _ok_ocr),
+            Case("raw 4MB png", "", noise_png(4 * MiB), raw, _ok_ocr),
+            Case("raw 6MB fitted", "", noise_png(6 * MiB), raw, _ok_ocr),
+            Case("matte 12MP", "?" + urlencode({"ImageURL": f"{img}/photo.jpg"}), b"", seg, _ok_url("ImageURL"),
+                 heavy=True, output_raw=4000 * 3000 * 3),
+            Case("x4 1920x1080", "?" + urlencode({"Url": f"{img}/hd.jpg", "UpscaleFactor": "4"}), b"", sr,
+                 _ok_url("Url"), heavy=True, output_raw=7680 * 4320 * 3)]
+
+
+async def heavy_jobs(session: aiohttp.ClientSession, targets: dict[Target, int], count: int
+                     ) -> dict[Target, dict[str, Any]]:
+    """`count` jobs per side one after another (interleaved): ms per job, CPU per job, peak RSS growth."""
+    out: dict[Target, dict[str, Any]] = {t: {"ms": [], "cpu": 0.0, "growth": 0.0, "windows": []} for t in targets}
+    for i in range(count):
+        for target in targets if i % 2 == 0 else reversed(list(targets)):
+            pid = targets[target]
+            procstat.reset_peak(pid)
+            rss, cpu, started = procstat.rss_mb(pid), procstat.cpu_seconds(pid), time.monotonic()
+            await send(session, target)
+            ended = time.monotonic()
+            row = out[target]
+            row["ms"].append((ended - started) * 1000)
+            row["cpu"] += procstat.cpu_seconds(pid) - cpu
+            row["growth"] = max(row["growth"], procstat.peak_rss_mb(pid) - rss)
+            row["windows"].append((started, ended))
+    return out
+
+
+def _ratio(a: float, b: float) -> float:
+    return a / b if b else float("nan")  # CPU time counts in clock ticks: a tiny job may read 0
+
+
+async def run(fleet: Fleet, profile: Profile, lag_file: str, data_dir: str) -> list[dict[str, Any]]:
     task = asyncio.current_task()
     assert task is not None
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)  # like Ctrl-C: unwind, clean up
@@ -142,45 +213,71 @@ async def run(fleet: Fleet, profile: Profile) -> list[dict[str, Any]]:
     kit_route = f"http://127.0.0.1:{stub}/prod/lite-ocr"
     base = fleet.start("baseline", ["-m", "bench.servers", "baseline", "--kit-url", kit_route])
     port = free_port()
-    proxy = fleet.start("proxy", ["-m", "proxy", "serve", "--port", str(port)], proxy_env(stub), port=port)
-    raw = {"Content-Type": "application/octet-stream", **V3}
-    url_query = "?" + urlencode({"Url": f"http://127.0.0.1:{stub}/img.png"})
-    # 1 MB and 4 MB fit the kit's payload budget: the budget costs them one length check. 6 MB does not: the
-    # proxy re-encodes it (the baseline forwards it as-is, which the real kit would refuse with a 413).
-    cases = [("url 50KB png", url_query, b"", V3),
-             ("raw 1MB png", "", noise_png(MiB), raw),
-             ("raw 4MB png", "", noise_png(4 * MiB), raw),
-             ("raw 6MB fitted", "", noise_png(6 * MiB), raw)]
+    proxy = fleet.start("proxy", ["-m", "bench.lag", lag_file, "serve", "--port", str(port)],
+                        {**proxy_env(stub), "VISION_PROXY_DATA_DIR": data_dir}, port=port)
+    pids = {"base": fleet.pid("baseline"), "proxy": fleet.pid("proxy")}
     rows = []
     connector = aiohttp.TCPConnector(limit=profile.concurrency)
-    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as session:
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=120)) as session:
         await wait_ready(session, f"http://127.0.0.1:{proxy}/", fleet)
-        for name, query, body, headers in cases:
-            b = Target(f"http://127.0.0.1:{base}/{query}", body, headers)
-            p = Target(f"http://127.0.0.1:{proxy}/{query}", body, headers)
-            await verify(session, b, p)
-            print(f"bench: {name}: latency x{profile.count}, throughput c={profile.concurrency}", file=sys.stderr)
-            b_ms, p_ms = await latencies(session, b, p, profile.warmup, profile.count)
-            b_rps, p_rps = await throughputs(session, b, p, profile.concurrency, profile.seconds,
-                                             profile.max_requests)
+        for case in cases(stub):
+            b = Target(f"http://127.0.0.1:{base}/{case.query}", case.body, case.headers)
+            p = Target(f"http://127.0.0.1:{proxy}/{case.query}", case.body, case.headers)
+            await verify(session, case, b, p)
+            row: dict[str, Any] = {"scenario": case.name, "body_bytes": len(case.body)}
+            if case.heavy:
+                print(f"bench: {case.name}: {profile.heavy} jobs per side", file=sys.stderr)
+                jobs = await heavy_jobs(session, {b: pids["base"], p: pids["proxy"]}, profile.heavy)
+                b_ms, p_ms, windows = jobs[b]["ms"], jobs[p]["ms"], jobs[p]["windows"]
+                row["lag_alone_p99"] = float("nan")  # jobs run one at a time: the lag columns are that already
+                row.update(base_rps=1000 / statistics.mean(b_ms), proxy_rps=1000 / statistics.mean(p_ms),
+                           base_cpu_ms=jobs[b]["cpu"] * 1000 / len(b_ms),
+                           proxy_cpu_ms=jobs[p]["cpu"] * 1000 / len(p_ms),
+                           proxy_rss_growth_mb=jobs[p]["growth"],
+                           rss_per_output=jobs[p]["growth"] * MiB / case.output_raw)
+            else:
+                print(f"bench: {case.name}: latency x{profile.count}, throughput c={profile.concurrency}",
+                      file=sys.stderr)
+                procstat.reset_peak(pids["proxy"])
+                rss = procstat.rss_mb(pids["proxy"])
+                b_ms, p_ms, alone = await latencies(session, b, p, profile.warmup, profile.count)
+                sides = await throughputs(session, {b: lambda: procstat.cpu_seconds(pids["base"]),
+                                                    p: lambda: procstat.cpu_seconds(pids["proxy"])},
+                                          profile.concurrency, profile.seconds, profile.max_requests)
+                windows = sides[p].windows
+                row["lag_alone_p99"] = p99([ms for start, end in alone for ms in window(lag_file, start, end)])
+                row.update(base_rps=sides[b].rps, proxy_rps=sides[p].rps, base_cpu_ms=sides[b].cpu_ms,
+                           proxy_cpu_ms=sides[p].cpu_ms, proxy_rss_growth_mb=procstat.peak_rss_mb(pids["proxy"]) - rss)
             fleet.check()
-            rows.append({"scenario": name, "body_bytes": len(body),
-                         "base_p50": p50(b_ms), "base_p95": p95(b_ms), "proxy_p50": p50(p_ms), "proxy_p95": p95(p_ms),
-                         "added_ms": p50(p_ms) - p50(b_ms), "latency_ratio": p50(p_ms) / p50(b_ms),
-                         "base_rps": b_rps, "proxy_rps": p_rps, "rps_ratio": p_rps / b_rps})
+            lag = [ms for start, end in windows for ms in window(lag_file, start, end)]
+            row.update(base_p50=p50(b_ms), base_p99=p99(b_ms), proxy_p50=p50(p_ms), proxy_p99=p99(p_ms),
+                       added_ms=p50(p_ms) - p50(b_ms), rps_ratio=row["proxy_rps"] / row["base_rps"],
+                       cpu_ratio=_ratio(row["proxy_cpu_ms"], row["base_cpu_ms"]),
+                       lag_p50=p50(lag) if lag else float("nan"),
+                       lag_p99=p99(lag), lag_max=max(lag, default=float("nan")))
+            rows.append(row)
     return rows
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    head = (f"{'scenario':<14}{'base p50':>10}{'p95':>8}{'proxy p50':>11}{'p95':>8}{'added':>8}{'lat x':>7}"
-            f"{'base rps':>10}{'proxy rps':>11}{'rps x':>7}")
+    head = (f"{'scenario':<15}{'base p50':>9}{'p99':>7}{'proxy p50':>10}{'p99':>7}{'added':>7}"
+            f"{'base rps':>9}{'proxy rps':>10}{'rps x':>6}{'base cpu':>9}{'proxy cpu':>10}{'cpu x':>6}"
+            f"{'+RSS MB':>8}{'lag p99':>8}{'max':>6}{'alone':>6}")
     lines = [head, "-" * len(head)]
     for r in rows:
-        lines.append(f"{r['scenario']:<14}{r['base_p50']:>10.1f}{r['base_p95']:>8.1f}{r['proxy_p50']:>11.1f}"
-                     f"{r['proxy_p95']:>8.1f}{r['added_ms']:>8.1f}{r['latency_ratio']:>7.2f}"
-                     f"{r['base_rps']:>10.1f}{r['proxy_rps']:>11.1f}{r['rps_ratio']:>7.2f}")
-    lines.append("latency in ms (p50 / nearest-rank p95); added = proxy p50 - base p50; lat x = p50 ratio "
-                 "proxy/base; rps x = throughput ratio proxy/base. Compare ratios only, within one run.")
+        lines.append(f"{r['scenario']:<15}{r['base_p50']:>9.1f}{r['base_p99']:>7.1f}{r['proxy_p50']:>10.1f}"
+                     f"{r['proxy_p99']:>7.1f}{r['added_ms']:>7.1f}{r['base_rps']:>9.1f}{r['proxy_rps']:>10.1f}"
+                     f"{r['rps_ratio']:>6.2f}{r['base_cpu_ms']:>9.2f}{r['proxy_cpu_ms']:>10.2f}{r['cpu_ratio']:>6.2f}"
+                     f"{r['proxy_rss_growth_mb']:>8.0f}{r['lag_p99']:>8.1f}{r['lag_max']:>6.1f}{r['lag_alone_p99']:>6.1f}")
+    lines.append("ms: latency p50 / nearest-rank p99 of sequential requests; added = proxy p50 - base p50; rps: "
+                 "throughput at the set concurrency (heavy jobs: one at a time); cpu: the server process's own CPU "
+                 "ms per request (utime+stime); +RSS: the proxy's peak RSS (VmHWM) above its RSS before; lag: "
+                 "the proxy's event-loop lag (ms) during the throughput test (heavy: during the jobs); alone: its p99 "
+                 "while the proxy serves one request at a time. Compare ratios only, within one run.")
+    for r in rows:
+        if "rss_per_output" in r:
+            lines.append(f"{r['scenario']}: proxy peak RSS growth = {r['rss_per_output']:.2f}x the output's raw RGB "
+                         "size; baseline = fetch the image and forward it once (no real work).")
     return "\n".join(lines)
 
 
@@ -194,7 +291,8 @@ def main() -> int:
     fleet = Fleet()
     started = time.monotonic()
     try:
-        rows = asyncio.run(run(fleet, profile))
+        with tempfile.TemporaryDirectory(prefix="vision-bench-") as tmp:
+            rows = asyncio.run(run(fleet, profile, f"{tmp}/lag.txt", f"{tmp}/data"))
     except (KeyboardInterrupt, asyncio.CancelledError):
         print("bench: interrupted", file=sys.stderr)
         return 130

@@ -37,6 +37,7 @@ Image.MAX_IMAGE_PIXELS = 20000 * 20000  # the largest side any action allows is 
 MAX_REDIRECTS = 5
 EXIF_ORIENTATION = 0x0112
 PROBE_BYTES = 64 * 1024  # enough for any supported format's header
+INLINE_INSPECT_BYTES = 512 * 1024  # header parsing this size or less stays on the loop
 
 # Builds an image failure from its table row and detail: as the action answers it (`ImageSpec.failed`, the
 # row its mapping names for that kind) or, with no action, as the row itself.
@@ -122,8 +123,12 @@ class ImageLoader:
         kind = sniff(data)
         if kind is None or kind not in spec.formats:
             raise spec.failed(Err.IMAGE_FORMAT, f"{kind or 'not an image'}; accepted: {', '.join(spec.formats)}")
-        # Always off the loop: a small file can still be a huge image to parse or to rotate (EXIF).
-        image, orientation = await asyncio.to_thread(_inspect, data, kind, spec)
+        # Only the header is parsed, at a cost bounded by the file's size: a small file is read on the loop
+        # (tens of microseconds, less than the thread hop), a larger one off it. Rotating decodes: off it.
+        if len(data) <= INLINE_INSPECT_BYTES:
+            image, orientation = _inspect(data, kind, spec)
+        else:
+            image, orientation = await asyncio.to_thread(_inspect, data, kind, spec)
         if orientation in (2, 3, 4, 5, 6, 7, 8):  # turning it upright decodes it: within the pixel budget
             async with self.budget.hold(rotation_bytes(image.org_width, image.org_height)):
                 image.data, image.format = await asyncio.to_thread(_upright, data, kind, spec)

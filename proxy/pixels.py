@@ -8,8 +8,9 @@ granted first come, first served; a caller that cannot get its share within `wai
 `Throttling`, and one whose cost alone exceeds the whole budget is refused at once (it could never fit).
 
 The costs are peak bytes per pixel measured with VmHWM on the code as it is (Pillow keeps RGB as 4 bytes a
-pixel, numpy as 3; blending works in float32 strips), rounded up. Not counted: the embedded backend's own
-decodes (it stands in for the kit, whose memory is not the proxy's) and encoded bytes (capped elsewhere).
+pixel, numpy as 3; blending keeps rows of 8-bit tiles and weighs only overlaps in float), rounded up.
+Not counted: the embedded backend's own decodes (it stands in for the kit, whose memory is not the
+proxy's) and encoded bytes (capped elsewhere).
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ from .observability import metrics
 ROTATION_PER_PX = 14  # decode (4) + transposed copy (4) + re-encoded output (at most 4) + slack
 MATTING_PER_PX = 18  # decode (4) + RGB copy (4) + full-size matte (1) + composed copy (4) + PNG (4) + slack
 INPUT_PER_PX = 12  # enlargement input: decode (4) + RGB copy (4) + numpy array (3) + slack
-OUTPUT_PER_PX = 10  # enlarged output: uint8 array (3) + Pillow copy to encode (4) + PNG buffer (3)
-STRIP_PER_PX = 40  # one blend strip in float32 (12 a pixel) with its temporaries and carry
+OUTPUT_PER_PX = 10  # enlarged output: 8-bit canvas (4) + encoded buffer and its copy (at most 6); a PNG
+# result is encoded by stripes (no canvas: 127 MB peak growth in all for a 1920x1080 x4), so this over-counts it
+STRIP_PER_PX = 16  # a row of tiles' height: up to three rows of tiles (9) + the stripe (3) + tile decodes (4)
 # Estimated from the same parts, not yet measured with VmHWM:
 FIT_PER_PX = 12  # OCR's payload fitting: decode (4) + RGB copy (4) + a resized copy (at most 4)
 TILT_PER_PX = 6  # OCR's tilt measurement: decode (4) + grey copy (1) + slack (JPEGs decode smaller, drafted)

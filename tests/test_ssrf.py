@@ -21,7 +21,7 @@ from alibabacloud_ocr20191230 import models as ocr_models
 from alibabacloud_ocr_api20210707 import models as api_models
 from alibabacloud_tea_openapi.exceptions import ClientException
 
-from proxy.ssrf import Guard, GuardedResolver, connection_scope, guarded_connector, refused
+from proxy.ssrf import Guard, GuardedResolver, _vouched, connection_scope, guarded_connector, refused
 from tests import imagegen, sdk
 from tests.conftest import CALLER_KEYS
 from tests.harness import AppServer, ProxyServer, serve_files
@@ -200,3 +200,48 @@ def test_resolver_keeps_only_allowed_addresses():
 ])
 def test_address_policy(address, allowed):
     assert Guard([]).address_allowed(address) is allowed
+
+
+def test_resolver_reuses_its_judged_answer_and_still_vouches_per_request():
+    """The second resolution of a name within the TTL asks no resolver (the inner one is counted, not
+    replaced); an allow-listed name's cached answer is vouched for again in the new request's scope."""
+    async def run() -> tuple[int, list[str], frozenset[str], frozenset[str]]:
+        guard = Guard(["localhost"])
+        resolver = GuardedResolver(guard)
+        asked = 0
+        real = resolver.inner.resolve
+
+        async def counted(*args: Any, **kwargs: Any) -> Any:
+            nonlocal asked
+            asked += 1
+            return await real(*args, **kwargs)
+
+        resolver.inner.resolve = counted  # type: ignore[method-assign]
+        try:
+            with connection_scope():
+                await resolver.resolve("localhost", 80)
+            with connection_scope():
+                hosts = [r["host"] for r in await resolver.resolve("localhost", 80)]
+                vouched = _vouched.get()
+            return asked, hosts, vouched, _vouched.get()
+        finally:
+            await resolver.close()
+
+    asked, hosts, vouched, outside = asyncio.run(run())
+    assert asked == 1 and hosts and vouched == frozenset(hosts) and outside == frozenset()
+
+
+def test_resolver_cache_keeps_only_allowed_addresses_and_no_refusals():
+    async def run() -> tuple[list[list[str]], bool]:
+        guard = Guard(["127.0.0.0/8"])
+        resolver = GuardedResolver(guard)
+        try:
+            seen = [[r["host"] for r in await resolver.resolve("localhost", 80, 0)] for _ in range(2)]  # type: ignore[arg-type]
+            with pytest.raises(OSError) as caught:
+                await GuardedResolver(Guard([])).resolve("localhost", 80)
+            return seen, refused(caught.value)
+        finally:
+            await resolver.close()
+
+    seen, was_refused = asyncio.run(run())
+    assert seen[0] == seen[1] and all(h.startswith("127.") for h in seen[0]) and was_refused

@@ -93,7 +93,7 @@ def compose(data: bytes, matte_png: bytes, form: str | None, box: tuple[int, int
     elif form == "whiteBK":
         out = Image.composite(img, Image.new("RGB", img.size, "white"), matte)
     else:
-        out = img.copy()
+        out = img  # the decoded copy is ours and not needed after: no second full-size copy
         out.putalpha(matte)
         if form == "crop":
             box = matte.point(lambda v: 255 if v >= CROP_THRESHOLD else 0).getbbox()

@@ -90,6 +90,12 @@ def lines_from_image(data: bytes, diagonals: Sequence[Diagonal]) -> list[Line]:
     """Measure each line's tilt in the image the kit read (blocking: decodes the image once, in grey)."""
     if not diagonals:
         return []
+    return tilted_lines(grey_for_tilt(data), diagonals)
+
+
+def grey_for_tilt(data: bytes) -> tuple[np.ndarray, float]:
+    """The image in grey, at most MAX_ANALYSIS_SIDE large, and its scale to the image (blocking). Needs no
+    line: the caller may decode it while the kit is still reading the same image."""
     with Image.open(io.BytesIO(data)) as img:
         full_width = img.size[0]
         factor = max(1, math.ceil(max(img.size) / MAX_ANALYSIS_SIDE))
@@ -98,8 +104,12 @@ def lines_from_image(data: bytes, diagonals: Sequence[Diagonal]) -> list[Line]:
         grey = img.convert("L")
     if max(grey.size) > MAX_ANALYSIS_SIDE:
         grey = grey.reduce(math.ceil(max(grey.size) / MAX_ANALYSIS_SIDE))
-    scale = grey.size[0] / full_width
-    pixels = np.asarray(grey)
+    return np.asarray(grey), grey.size[0] / full_width
+
+
+def tilted_lines(grey: tuple[np.ndarray, float], diagonals: Sequence[Diagonal]) -> list[Line]:
+    """Each line's rectangle, measured in `grey` (from grey_for_tilt)."""
+    pixels, scale = grey
     out = []
     for d in diagonals:
         angle = _tilt(pixels, Diagonal(d.left * scale, d.top * scale, d.width * scale, d.height * scale))

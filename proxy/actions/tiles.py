@@ -2,13 +2,17 @@
 the enlarged tiles back with linear ramps across every overlap, so no seam shows.
 
 The weights form a partition of unity (in each overlap the left/top tile fades out exactly as its
-neighbour fades in), separable in x and y. Blending runs strip by strip, so the only float buffer is
-one row of tiles, not the whole output (a 1920x1080 ×4 result is 7680x4320).
+neighbour fades in), separable in x and y. The Stitcher copies where one tile alone covers a block and
+weighs only the overlaps, in small float blocks, into 8-bit stripes, a row of tiles at a time as they
+arrive: no float canvas of the output (a 1920x1080 ×4 result is 7680x4320) ever exists, and a PNG
+output is encoded stripe by stripe (pngstripes.py), so no full-size picture exists at all.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -70,24 +74,88 @@ def _totals(grid: Grid, scale: int) -> np.ndarray:
     return total
 
 
-def blend(plan: TilePlan, rows: list[list[np.ndarray]], scale: int) -> np.ndarray:
-    """Stitch enlarged tiles (uint8 HxWx3, each exactly tile size × scale) into one uint8 image."""
-    width, height = plan.xs.length * scale, plan.ys.length * scale
-    out = np.empty((height, width, 3), dtype=np.uint8)
-    x_total, y_total = _totals(plan.xs, scale), _totals(plan.ys, scale)
-    carry: np.ndarray | None = None  # weighted rows still owed a contribution from the next strip
-    th = plan.ys.size * scale
+@dataclass(frozen=True)
+class Span:
+    """Output pixels [start, end) along one axis, covered by exactly the tiles `tiles` (indices)."""
+
+    start: int
+    end: int
+    tiles: tuple[int, ...]
+
+
+def _spans(grid: Grid, scale: int) -> list[Span]:
+    """The axis cut where any tile begins or ends: within a span the covering tiles do not change."""
+    n = grid.size * scale
+    cuts = sorted({0, grid.length * scale} | {s * scale for s in grid.starts} | {s * scale + n for s in grid.starts})
+    return [Span(a, b, tuple(i for i, s in enumerate(grid.starts) if s * scale <= a and b <= s * scale + n))
+            for a, b in itertools.pairwise(cuts)]
+
+
+def _normalised(grid: Grid, scale: int) -> list[np.ndarray]:
+    """Each tile's weights over its enlarged extent, divided by the axis totals (so they sum to 1)."""
+    total, n = _totals(grid, scale), grid.size * scale
+    return [grid.weights(i, scale) / total[s * scale:s * scale + n] for i, s in enumerate(grid.starts)]
+
+
+Sink = Callable[[np.ndarray], None]
+
+
+class Stitcher:
+    """Blends rows of tiles, as they arrive, into 8-bit stripes of the output handed to `sink` top to
+    bottom (a stripe is one span of rows, the full width).
+
+    Where one tile alone covers a block (most of the picture) its pixels are copied; only the overlaps
+    are weighted, in float, block by block. So no float canvas exists, and a row of tiles is dropped as
+    soon as no stripe still needs it: memory is one stripe plus two or three rows of tiles.
+    """
+
+    def __init__(self, plan: TilePlan, scale: int, sink: Sink) -> None:
+        self.plan, self.scale, self.sink = plan, scale, sink
+        self.x_spans, self.y_spans = _spans(plan.xs, scale), _spans(plan.ys, scale)
+        self.wx, self.wy = _normalised(plan.xs, scale), _normalised(plan.ys, scale)
+        self.rows: dict[int, list[np.ndarray]] = {}
+        self.next_span = 0  # the first y-span not yet drawn
+
+    def add_row(self, index: int, tiles: Sequence[np.ndarray]) -> None:
+        """Row `index` of tiles (rows arrive in order): draw every stripe it completes, drop what is done."""
+        self.rows[index] = list(tiles)
+        width = self.plan.xs.length * self.scale
+        while self.next_span < len(self.y_spans) and max(self.y_spans[self.next_span].tiles) <= index:
+            ys = self.y_spans[self.next_span]
+            stripe = np.empty((ys.end - ys.start, width, 3), dtype=np.uint8)
+            for xs in self.x_spans:
+                self._draw(ys, xs, stripe)
+            self.sink(stripe)
+            self.next_span += 1
+        needed = min((min(s.tiles) for s in self.y_spans[self.next_span:]), default=len(self.y_spans) + index + 1)
+        for r in [r for r in self.rows if r < needed]:
+            del self.rows[r]
+
+    def _draw(self, ys: Span, xs: Span, stripe: np.ndarray) -> None:
+        s = self.scale
+        into = stripe[:, xs.start:xs.end]
+        if len(ys.tiles) == 1 and len(xs.tiles) == 1:
+            r, c = ys.tiles[0], xs.tiles[0]
+            tx, ty = self.plan.xs.starts[c] * s, self.plan.ys.starts[r] * s
+            into[:] = self.rows[r][c][ys.start - ty:ys.end - ty, xs.start - tx:xs.end - tx]
+            return
+        acc = np.zeros(into.shape, dtype=np.float32)
+        for r in ys.tiles:
+            ty = self.plan.ys.starts[r] * s
+            wy = self.wy[r][ys.start - ty:ys.end - ty]
+            for c in xs.tiles:
+                tx = self.plan.xs.starts[c] * s
+                wx = self.wx[c][xs.start - tx:xs.end - tx]
+                tile = self.rows[r][c][ys.start - ty:ys.end - ty, xs.start - tx:xs.end - tx]
+                acc += tile * (wy[:, None] * wx[None, :])[..., None]
+        acc += 0.5
+        np.clip(acc, 0, 255, out=into, casting="unsafe")
+
+
+def blend(plan: TilePlan, rows: Sequence[Sequence[np.ndarray]], scale: int) -> np.ndarray:
+    """Stitch enlarged tiles (HxWx3 uint8, each exactly tile size × scale) into one uint8 array."""
+    stripes: list[np.ndarray] = []
+    stitcher = Stitcher(plan, scale, stripes.append)
     for i, row in enumerate(rows):
-        strip = np.zeros((th, width, 3), dtype=np.float32)
-        for j, tile in enumerate(row):
-            x0 = plan.xs.starts[j] * scale
-            span = slice(x0, x0 + tile.shape[1])
-            strip[:, span] += tile * (plan.xs.weights(j, scale) / x_total[span])[None, :, None]
-        top = plan.ys.starts[i] * scale
-        strip *= (plan.ys.weights(i, scale) / y_total[top:top + th])[:, None, None]
-        if carry is not None:
-            strip[: carry.shape[0]] += carry
-        keep = (plan.ys.starts[i + 1] * scale - top) if i + 1 < len(rows) else th
-        out[top:top + keep] = np.clip(strip[:keep] + 0.5, 0, 255).astype(np.uint8)
-        carry = strip[keep:]
-    return out
+        stitcher.add_row(i, row)
+    return np.concatenate(stripes)

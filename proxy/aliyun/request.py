@@ -38,11 +38,23 @@ class InboundRequest:
     raw_query: str
     headers: CIMultiDictProxy[str]
     body: bytes = b""
-    body_sha256: str = hashlib.sha256(b"").hexdigest()
+    _sha256: str | None = field(default=None, repr=False)  # see body_sha256
     query: list[tuple[str, str]] = field(default_factory=list)
     params: dict[str, str] = field(default_factory=dict)
     request_id: str = field(default_factory=new_request_id)
     form_merged: bool = False
+
+    @property
+    def body_sha256(self) -> str:
+        """Hex SHA-256 of the body: hashed while it was read when a V3 signature needs it, else on demand
+        (V1 and unsigned requests never need it, so they never pay for it)."""
+        if self._sha256 is None:
+            self._sha256 = hashlib.sha256(self.body).hexdigest()
+        return self._sha256
+
+    @body_sha256.setter
+    def body_sha256(self, value: str) -> None:
+        self._sha256 = value
 
     @property
     def host(self) -> str:
@@ -111,7 +123,7 @@ async def read_body(request: web.Request, inbound: InboundRequest, cap: int, tim
     (V1). A body not complete `timeout` seconds after the head is answered 408 `Timeout` (a slow client)."""
     if request.content_length is not None and request.content_length > cap:
         raise Err.IMAGE_SIZE(f"the request body exceeds {cap} bytes")
-    digest = hashlib.sha256()
+    digest = hashlib.sha256() if inbound.signature_kind == "v3" else None  # the header says, before the body
     chunks: list[bytes] = []
     size = 0
     try:
@@ -120,7 +132,8 @@ async def read_body(request: web.Request, inbound: InboundRequest, cap: int, tim
                 size += len(chunk)
                 if size > cap:
                     raise Err.IMAGE_SIZE(f"the request body exceeds {cap} bytes")
-                digest.update(chunk)
+                if digest is not None:
+                    digest.update(chunk)
                 chunks.append(chunk)
     except TimeoutError:
         raise body_timed_out(request) from None
@@ -131,7 +144,8 @@ async def read_body(request: web.Request, inbound: InboundRequest, cap: int, tim
         raise (invalid("Content-Encoding", f"The body is not valid {encoding[:20]} data.", close) if encoding
                else invalid("Body", "The request body is malformed.", close)) from None
     inbound.body = b"".join(chunks)
-    inbound.body_sha256 = digest.hexdigest()
+    if digest is not None:
+        inbound.body_sha256 = digest.hexdigest()
     if inbound.signature_kind != "v3":  # V1 signs the parameters, form body included: needed to verify it
         merge_form(inbound)
 

@@ -15,7 +15,7 @@ import hashlib
 import json
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import SplitResult, quote, urlsplit, urlunsplit
@@ -45,8 +45,20 @@ def image_body(image: LoadedImage, **extra: Any) -> tuple[bytes, str]:
     if image.data is None:
         body = b'{"url":' + json.dumps(image.url).encode() + tail + b"}"
     else:
-        body = b'{"img":"' + base64.b64encode(image.data) + b'"' + tail + b"}"
+        # One join (one copy, made without the GIL), not three concatenations of the multi-MB base64
+        body = b"".join((b'{"img":"', base64.b64encode(image.data), b'"', tail, b"}"))
     return body, hashlib.sha256(body).hexdigest()
+
+
+PACE_BYTES = 64 * 1024  # a body larger than this is written in slices of this size
+
+
+async def _paced(body: bytes) -> AsyncIterator[memoryview]:
+    """The body in slices, no copies: aiohttp writes each and lets the socket drain in between, so the
+    loop is never held by one multi-MB send (5.6 MB in one write held it about 30 ms here)."""
+    view = memoryview(body)
+    for start in range(0, len(view), PACE_BYTES):
+        yield view[start:start + PACE_BYTES]
 
 
 ErrorMap = Callable[[str, int, bytes, Mapping[str, str]], AliyunError]
@@ -181,7 +193,10 @@ class KitClient:
             started = time.perf_counter()
             status: int | str = "error"
             try:
-                async with self._session.post(target, data=body, headers=headers, timeout=timeout) as resp:
+                data: bytes | AsyncIterator[memoryview] = body
+                if len(body) > PACE_BYTES:
+                    data, headers = _paced(body), {**headers, "Content-Length": str(len(body))}  # not chunked
+                async with self._session.post(target, data=data, headers=headers, timeout=timeout) as resp:
                     status = resp.status
                     return resp.status, await self._read(route, resp), resp.headers
             except aiohttp.ClientConnectorError as exc:
