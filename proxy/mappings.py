@@ -112,6 +112,8 @@ class ImageSpec(BaseModel):
     min_side: int = Field(1, description="smallest allowed side, inclusive")
     max_side: int = Field(description="largest allowed side, inclusive")
     max_short_side: int | None = Field(None, description="largest allowed shorter side, inclusive")
+    reduce_short_side: int | None = Field(None, description="a longer shorter side is first resized down to this, "
+                                                            "as Aliyun does for this action")
     max_aspect: float | None = None
     errors: dict[ImageKind, ErrRow] = Field({}, description="the row an image failure of this kind is answered "
                                                        "with, when the product has its own code for it")

@@ -25,7 +25,6 @@ from .pngstripes import PngStripes
 from .tiles import Sink, Stitcher, TilePlan
 
 FORMATS = {"png": ("PNG", "image/png"), "jpg": ("JPEG", "image/jpeg"), "bmp": ("BMP", "image/bmp")}
-GENERATE_MAX_SHORT_SIDE = 1080  # GenerateSuperResolutionImage resizes larger inputs itself
 
 
 def kit_factor(factor: int) -> int:
@@ -34,7 +33,7 @@ def kit_factor(factor: int) -> int:
 
 async def make_super_resolution_image(call: Call) -> dict[str, Any]:
     p = call.params
-    url = await _enlarge_and_store(call, p["UpscaleFactor"], p["OutputFormat"], p["OutputQuality"], None)
+    url = await _enlarge_and_store(call, p["UpscaleFactor"], p["OutputFormat"], p["OutputQuality"])
     return {"Data": {"Url": url}}
 
 
@@ -42,16 +41,16 @@ async def generate_super_resolution_image(call: Call) -> dict[str, Any]:
     p = call.params
 
     async def work() -> dict[str, Any]:
-        url = await _enlarge_and_store(call, p["Scale"], p["OutputFormat"], p["OutputQuality"],
-                                       GENERATE_MAX_SHORT_SIDE)
+        url = await _enlarge_and_store(call, p["Scale"], p["OutputFormat"], p["OutputQuality"])
         return {"ResultUrl": url, "resultUrl": url}
 
     return await call.submit(work)
 
 
-async def _enlarge_and_store(call: Call, factor: int, fmt: str, quality: int, max_short: int | None) -> str:
+async def _enlarge_and_store(call: Call, factor: int, fmt: str, quality: int) -> str:
     image = await call.image(need_pixels=True)
-    assert image.data is not None
+    assert image.data is not None and call.spec.image is not None
+    max_short = call.spec.image.reduce_short_side  # the mapping's: Aliyun first reduces a larger input
     tile = call.settings.sr_tile_size_x4 if kit_factor(factor) == 4 else call.settings.sr_tile_size_x2
     async with call.backends.budget.hold(enlargement_bytes(image.width, image.height, factor, tile, max_short)):
         with undecodable(call.spec.image):  # truncated or corrupt pixel data: the caller's bad image
