@@ -179,3 +179,21 @@ def test_a_failing_store_does_not_kill_the_job_workers(kit, sr_proxy, small_png)
         assert poll(client, job, timeout=20).status == "PROCESS_SUCCESS"
     finally:
         store.put_record = real_put
+
+
+def test_generate_first_reduces_a_short_side_over_the_mappings_bound(kit, tmp_path):
+    """GenerateSuperResolutionImage's mapping says a short side over 1080 px is resized down to 1080 first
+    (image.reduce_short_side), as Aliyun does; MakeSuperResolutionImage's says nothing of the kind."""
+    out = io.BytesIO()
+    texture(1300, 1200).save(out, "PNG")
+    kit[0].fail_after, kit[0].calls = 10_000, 0
+    with serve_files({"/big.png": out.getvalue()}) as files, \
+            remote_kit_proxy(kit_url=kit[1].url, data_dir=tmp_path, kit_timeout_seconds=5) as proxy:
+        client = sdk.imageenhan(proxy.endpoint)
+        job = client.generate_super_resolution_image(enhan.GenerateSuperResolutionImageRequest(
+            image_url=f"{files.url}/big.png", scale=2)).body.request_id
+        data = poll(client, job, timeout=60)
+        assert data.status == "PROCESS_SUCCESS", data.error_message
+        result = json.loads(data.result)["ResultUrl"]
+        img = Image.open(io.BytesIO(requests.get(result, timeout=30).content))
+    assert img.size == (2340, 2160)  # 1300x1200 reduced to 1170x1080, then enlarged x2
