@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ..aliyun.errors import Err
 from ..coverage import SUBDIR
 from ..exchange import Exchange
 from ..mappings import Registry
@@ -28,7 +29,7 @@ from ..shadow.aliyun import V1_COMMON
 FLUSH_SECONDS = 30.0
 MAX_NAMES = 200  # distinct unknown action / parameter names kept per file (a scanner cannot fill the disk)
 NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
-UNKNOWN_CODES = {"InvalidAction.NotFound", "InvalidVersion"}
+UNKNOWN_CODES = {Err.INVALID_ACTION.code, Err.INVALID_VERSION.code}  # no mapping for the action or version
 V3_COMMON = {"x-acs-action", "x-acs-version"}
 
 
