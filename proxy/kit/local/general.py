@@ -24,6 +24,7 @@ import numpy as np
 from PIL import Image
 
 from ...config.backends import GENERAL_SEGMENTATION_ROUTE
+from .segment import answer_png
 
 ROUTE = GENERAL_SEGMENTATION_ROUTE  # the embedded backend's route for it; config/backends.py sends actions here
 MODEL_NAME = "u2netp (U2-Net-p salient object, onnx 320x320, CPU)"
@@ -87,10 +88,4 @@ class GeneralSegmenter:
 
     def segment(self, data: bytes, foreground: bool) -> bytes:
         rgb = Image.open(io.BytesIO(data)).convert("RGB")  # the input's alpha is dropped, as the kit does
-        out = self.matte(rgb)
-        if foreground:
-            rgb.putalpha(out)
-            out = rgb
-        buf = io.BytesIO()
-        out.save(buf, "PNG")
-        return buf.getvalue()
+        return answer_png(rgb, self.matte(rgb), foreground)

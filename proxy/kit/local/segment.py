@@ -36,6 +36,16 @@ def kit_resize_width(width: int, height: int) -> int:
     return new_w
 
 
+def answer_png(rgb: Image.Image, matte: Image.Image, foreground: bool) -> bytes:
+    """The segmentation routes' answer: the grey matte, or (`foreground`) the input with it as alpha, as PNG."""
+    if foreground:
+        rgb.putalpha(matte)
+        matte = rgb
+    buf = io.BytesIO()
+    matte.save(buf, "PNG")
+    return buf.getvalue()
+
+
 class Segmenter:
     def __init__(self) -> None:
         self._model: Any = None
@@ -67,9 +77,4 @@ class Segmenter:
         out = self.matte(fed)
         if out.size != rgb.size:
             out = out.resize(rgb.size, Image.Resampling.BILINEAR)
-        if foreground:
-            rgb.putalpha(out)
-            out = rgb
-        buf = io.BytesIO()
-        out.save(buf, "PNG")
-        return buf.getvalue()
+        return answer_png(rgb, out, foreground)
