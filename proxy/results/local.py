@@ -26,6 +26,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -68,13 +69,7 @@ class LocalResultStore:
     async def put(self, key: str, data: bytes, content_type: str, base_url: str) -> str:
         check_key(key)
         expires = math.ceil(time.time() + self.ttl)  # whole seconds, never shorter than the ttl
-        meta = json.dumps({"content_type": content_type, "expires": expires}).encode()
-        try:
-            # Metadata first: whoever sees the bytes also finds their content type.
-            await asyncio.to_thread(_atomic_write, self._meta / f"{key}.json", meta)
-            await asyncio.to_thread(_atomic_write, self._objects / key, data)
-        except OSError as exc:
-            raise ResultStoreError(f"cannot write result {key}: {exc}") from exc
+        await self._keep(key, content_type, expires, lambda path: _atomic_write(path, data), "result")
         base = self.public_base_url or base_url.rstrip("/")
         return f"{base}/results/{key}?Expires={expires}&Signature={self.sign(key, expires)}"
 
@@ -102,12 +97,18 @@ class LocalResultStore:
     async def put_stream_until(self, key: str, body: BinaryIO, content_type: str, expires: int) -> None:
         """Keep an upload (a file object, copied in chunks) until `expires`."""
         check_key(key)
+        await self._keep(key, content_type, expires, lambda path: _atomic_copy(path, body), "upload")
+
+    async def _keep(self, key: str, content_type: str, expires: int, write: Callable[[Path], None],
+                    what: str) -> None:
+        """Metadata first, then the object (`write` makes it at its path): whoever sees the bytes also finds
+        their content type and expiry."""
         meta = json.dumps({"content_type": content_type, "expires": expires}).encode()
         try:
             await asyncio.to_thread(_atomic_write, self._meta / f"{key}.json", meta)
-            await asyncio.to_thread(_atomic_copy, self._objects / key, body)
+            await asyncio.to_thread(write, self._objects / key)
         except OSError as exc:
-            raise ResultStoreError(f"cannot write upload {key}: {exc}") from exc
+            raise ResultStoreError(f"cannot write {what} {key}: {exc}") from exc
 
     async def read(self, key: str, expires: int) -> bytes | None:
         """An object's bytes while it exists and has not expired, else None (`expires`: S3 files by it)."""
