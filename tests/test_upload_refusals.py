@@ -8,10 +8,14 @@ could make (expired, a smaller size range) are made with the proxy's own authori
 from __future__ import annotations
 
 import base64
+import hashlib
+import http.client
 import json
+import threading
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlencode
 
@@ -23,6 +27,7 @@ from alibabacloud_openplatform20191219.client import Client as OpenPlatformClien
 from alibabacloud_tea_openapi.exceptions import ClientException
 from aliyunsdkcore.client import AcsClient
 from aliyunsdkcore.request import CommonRequest
+from urllib3 import encode_multipart_formdata
 
 from tests import imagegen, raw, sdk
 from tests.conftest import CALLER_KEYS
@@ -114,6 +119,46 @@ def test_upload_answers_201_then_the_action_reads_it_and_a_replay_is_refused(upr
     results = sdk.ocr(uproxy.endpoint).recognize_character(ocr_models.RecognizeCharacterRequest(
         image_url=url, min_height=10, output_probability=True)).body.data.results
     assert results  # the first upload's text, not the replay's blank image
+
+
+def test_uploads_racing_with_one_policy_store_exactly_one(uproxy):
+    """N uploads with one policy at once over real HTTP, each held after its fields and the file's first bytes
+    until all have got that far (so all are past the store's `exists` check before any is stored): exactly
+    one is stored (201, its own bytes), every other gets OSS's replay refusal."""
+    g = grant(uproxy)
+    n = 6
+    files = [imagegen.blank_image(20 + i, 20) for i in range(n)]  # each its own bytes: the winner is known
+    all_started = threading.Barrier(n)
+
+    def upload(data: bytes) -> tuple[int, bytes, str]:
+        body, content_type = encode_multipart_formdata([*form(g).items(), ("file", ("a.png", data, "image/png"))])
+        cut = body.index(data) + 16
+        conn = http.client.HTTPConnection("127.0.0.1", uproxy.port, timeout=60)
+        try:
+            conn.putrequest("POST", "/", skip_host=True)
+            for name, value in (("Host", f"vision-upload.{UPLOAD_HOST}"), ("Content-Type", content_type),
+                                ("Content-Length", str(len(body)))):
+                conn.putheader(name, value)
+            conn.endheaders()
+            conn.send(body[:cut])
+            all_started.wait(timeout=30)
+            conn.send(body[cut:])
+            resp = conn.getresponse()
+            return resp.status, resp.read(), resp.getheader("ETag") or ""
+        finally:
+            conn.close()
+
+    with ThreadPoolExecutor(n) as pool:
+        answers = list(pool.map(upload, files))
+    assert sorted(status for status, _, _ in answers) == [201] + [409] * (n - 1), answers
+    for status, body, _ in answers:
+        if status == 409:
+            root = ET.fromstring(body)
+            assert (root.tag, root.findtext("Code")) == ("Error", "FileAlreadyExists")
+    winner = next(i for i, (status, _, _) in enumerate(answers) if status == 201)
+    stored = (uproxy.settings.data_dir / "results" / g["ObjectKey"]).read_bytes()
+    assert stored == files[winner]
+    assert answers[winner][2] == f'"{hashlib.md5(stored, usedforsecurity=False).hexdigest().upper()}"'
 
 
 @pytest.mark.parametrize("change, expected", [
