@@ -128,7 +128,8 @@ async def _receive(request: web.Request, authority: UploadAuthority, store: Resu
         if size < low:
             raise PolicyRefused(OssErr.TOO_SMALL)
         # The atomic claim, once the file is whole (an upload cut short leaves its policy usable), kept
-        # until the object itself expires (past the policy's own expiry).
+        # until the object itself expires (past the policy's own expiry). A store failure after it leaves
+        # the policy spent: the SDK asks AuthorizeFileUpload for a new one on its next call.
         if not await nonces.claim(CLAIM_PREFIX + key, expires):
             raise PolicyRefused(OssErr.ALREADY_EXISTS)
         spool.seek(0)
