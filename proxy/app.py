@@ -339,7 +339,7 @@ def build_app(settings: Settings) -> web.Application:
     async def dispatch(request: web.Request) -> web.StreamResponse:
         backends = request.app[SERVICES].backends
         if backends.uploads is not None and is_upload_host(backends.uploads, request):  # {Bucket}.{upload_host}
-            return await post_object(request, backends.uploads, backends.results,
+            return await post_object(request, backends.uploads, backends.results, request.app[SERVICES].auth.nonces,
                                      backends.settings.client_body_timeout_seconds)
         return await request.app[GATEWAY].handle(request)
 

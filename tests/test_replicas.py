@@ -1,7 +1,9 @@
 """Two `python -m proxy serve` processes behind one (imagined) load balancer, sharing a real Redis for
 nonces and one result store: the S3 one (a real S3-API server) or the local one (a shared data_dir and
 signing key). A replay to the other replica is refused; an async job submitted to one is answered by
-the other; a result URL minted by one is downloadable (S3 presigned, or served by the other replica)."""
+the other; a result URL minted by one is downloadable (S3 presigned, or served by the other replica); a file
+uploaded (OSS PostObject) to one is read by an action on the other, and uploads racing with one policy
+across both store one object (the claim is Redis's)."""
 
 from __future__ import annotations
 
@@ -15,15 +17,18 @@ from typing import Any
 import pytest
 import requests
 from alibabacloud_imageseg20191230 import models as seg
+from alibabacloud_ocr20191230 import models as ocr_models
 from matplotlib import cbook
 from PIL import Image
 
-from tests import raw, sdk
+from tests import imagegen, raw, sdk
 from tests.conftest import CALLER_KEYS
 from tests.harness import AppServer, clean_env, free_port, serve_files
 from tests.processes import ProxyProcess
 from tests.redisserver import RedisServer, running_redis
 from tests.s3server import BUCKET, REGION, S3_KEY_ID, S3_SECRET
+from tests.test_sdk_ocr import assert_lines_found
+from tests.test_upload_refusals import UPLOAD_HOST, form, grant, one_stored, post, race
 
 
 @pytest.fixture(scope="module")
@@ -47,9 +52,11 @@ def replicas(request: pytest.FixtureRequest, redis_server: RedisServer,
     tmp = tmp_path_factory.mktemp(f"replicas-{request.param}")
     port_a, port_b = free_port(), free_port()
     env = clean_env()
+    # One signing key for both: it signs the local store's URLs and both stores' upload policies.
     env.update(VISION_PROXY_CALLER_KEYS=CALLER_KEYS, VISION_PROXY_FETCH_ALLOW="127.0.0.1/32",
                VISION_PROXY_REDIS_URL=redis_server.url, VISION_PROXY_DATA_DIR=str(tmp / "data"),
-               VISION_PROXY_DRAIN_GRACE_SECONDS="2")
+               VISION_PROXY_DRAIN_GRACE_SECONDS="2", VISION_PROXY_RESULT_SIGNING_KEY=secrets.token_urlsafe(32),
+               VISION_PROXY_UPLOAD_HOST=UPLOAD_HOST)
     if request.param == "s3":
         endpoint = request.getfixturevalue("s3_endpoint")
         env.update(VISION_PROXY_RESULT_STORE="s3", VISION_PROXY_S3_BUCKET=BUCKET, VISION_PROXY_S3_ENDPOINT_URL=endpoint,
@@ -57,9 +64,8 @@ def replicas(request: pytest.FixtureRequest, redis_server: RedisServer,
                    VISION_PROXY_S3_PREFIX=f"replicas-{secrets.token_hex(4)}",
                    AWS_ACCESS_KEY_ID=S3_KEY_ID, AWS_SECRET_ACCESS_KEY=S3_SECRET)
     else:
-        # One key and one volume for both; the URL names the load balancer, played here by replica B.
-        env.update(VISION_PROXY_RESULT_SIGNING_KEY=secrets.token_urlsafe(32),
-                   VISION_PROXY_PUBLIC_BASE_URL=f"http://127.0.0.1:{port_b}")
+        # One volume for both; the URL names the load balancer, played here by replica B.
+        env.update(VISION_PROXY_PUBLIC_BASE_URL=f"http://127.0.0.1:{port_b}")
     # both start at once; both are stopped however the start-up ends
     with ProxyProcess(env, port=port_a) as a, ProxyProcess(env, port=port_b) as b:
         a.wait_ready(90)
@@ -99,3 +105,24 @@ def test_a_job_submitted_to_one_replica_is_answered_by_the_other(replicas, portr
     assert resp.status_code == 200, resp.text[:300]
     img = Image.open(io.BytesIO(resp.content))
     assert (img.mode, img.size) == ("RGBA", (512, 600))
+
+
+def test_a_file_uploaded_to_one_replica_is_read_by_the_other(replicas):
+    """AuthorizeFileUpload on A, the PostObject on B, the action on A. The URL names the upload host, which
+    resolves nowhere here: the action can only have read the object from the shared store."""
+    a, b = replicas
+    g = grant(a)
+    resp = post(b, form(g), imagegen.text_image("PNG"))
+    assert resp.status_code == 201, resp.text
+    results = sdk.ocr(a.endpoint).recognize_character(ocr_models.RecognizeCharacterRequest(
+        image_url=f"http://{g['Bucket']}.{g['Endpoint']}/{g['ObjectKey']}", min_height=10,
+        output_probability=True)).body.data.results
+    assert_lines_found([r.text for r in results])
+
+
+def test_uploads_racing_with_one_policy_across_replicas_store_one(replicas):
+    """Six uploads with one policy at once, three to each replica: one is stored, five refused."""
+    a, b = replicas
+    g = grant(a)
+    files = [imagegen.blank_image(20 + i, 20) for i in range(6)]
+    one_stored(race([a.port, b.port] * 3, g, files), files)

@@ -8,11 +8,15 @@ could make (expired, a smaller size range) are made with the proxy's own authori
 from __future__ import annotations
 
 import base64
+import hashlib
+import http.client
 import json
+import threading
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Protocol
 from urllib.parse import urlencode
 
 import pytest
@@ -23,13 +27,21 @@ from alibabacloud_openplatform20191219.client import Client as OpenPlatformClien
 from alibabacloud_tea_openapi.exceptions import ClientException
 from aliyunsdkcore.client import AcsClient
 from aliyunsdkcore.request import CommonRequest
+from urllib3 import encode_multipart_formdata
 
 from tests import imagegen, raw, sdk
 from tests.conftest import CALLER_KEYS
 from tests.harness import ProxyServer
 
-UPLOAD_HOST = "up.vision.internal"
+UPLOAD_HOST = "up.vision.internal"  # the default upload_host
 TTL = 2
+
+
+class Reachable(Protocol):
+    """A proxy in this process (ProxyServer) or a `serve` process (ProxyProcess)."""
+
+    endpoint: str
+    url: str
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +51,7 @@ def uproxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProxyServer]:
         yield server
 
 
-def grant(proxy: ProxyServer) -> dict[str, Any]:
+def grant(proxy: Reachable) -> dict[str, Any]:
     body = OpenPlatformClient(sdk.config(proxy.endpoint)).authorize_file_upload(
         op_models.AuthorizeFileUploadRequest(product="ocr", region_id="cn-shanghai")).body
     return dict(body.to_map())
@@ -51,7 +63,7 @@ def form(g: dict[str, Any], **change: str) -> dict[str, str]:
     return {**fields, **change}
 
 
-def post(proxy: ProxyServer, fields: dict[str, str], data: bytes, bucket: str = "vision-upload") -> requests.Response:
+def post(proxy: Reachable, fields: dict[str, str], data: bytes, bucket: str = "vision-upload") -> requests.Response:
     return requests.post(proxy.url, headers={"Host": f"{bucket}.{UPLOAD_HOST}"}, data=fields,
                          files={"file": ("upload.png", data, "image/png")}, timeout=30)
 
@@ -114,6 +126,54 @@ def test_upload_answers_201_then_the_action_reads_it_and_a_replay_is_refused(upr
     results = sdk.ocr(uproxy.endpoint).recognize_character(ocr_models.RecognizeCharacterRequest(
         image_url=url, min_height=10, output_probability=True)).body.data.results
     assert results  # the first upload's text, not the replay's blank image
+
+
+def race(ports: list[int], g: dict[str, Any], files: list[bytes]) -> list[tuple[int, bytes, str]]:
+    """Upload `files[i]` to `ports[i]` at once with one policy, over real HTTP; each upload is held after its
+    fields and the file's first bytes until all have got that far (so all are past the store's `exists`
+    check before any is stored). (status, body, ETag) of each."""
+    all_started = threading.Barrier(len(files))
+
+    def upload(port: int, data: bytes) -> tuple[int, bytes, str]:
+        body, content_type = encode_multipart_formdata([*form(g).items(), ("file", ("a.png", data, "image/png"))])
+        cut = body.index(data) + 16
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        try:
+            conn.putrequest("POST", "/", skip_host=True)
+            for name, value in (("Host", f"vision-upload.{UPLOAD_HOST}"), ("Content-Type", content_type),
+                                ("Content-Length", str(len(body)))):
+                conn.putheader(name, value)
+            conn.endheaders()
+            conn.send(body[:cut])
+            all_started.wait(timeout=30)
+            conn.send(body[cut:])
+            resp = conn.getresponse()
+            return resp.status, resp.read(), resp.getheader("ETag") or ""
+        finally:
+            conn.close()
+
+    with ThreadPoolExecutor(len(files)) as pool:
+        return list(pool.map(upload, ports, files))
+
+
+def one_stored(answers: list[tuple[int, bytes, str]], files: list[bytes]) -> bytes:
+    """Exactly one 201, every other OSS's replay refusal; the winner's bytes."""
+    assert sorted(status for status, _, _ in answers) == [201] + [409] * (len(answers) - 1), answers
+    for status, body, _ in answers:
+        if status == 409:
+            root = ET.fromstring(body)
+            assert (root.tag, root.findtext("Code")) == ("Error", "FileAlreadyExists")
+    winner = next(i for i, (status, _, _) in enumerate(answers) if status == 201)
+    assert answers[winner][2] == f'"{hashlib.md5(files[winner], usedforsecurity=False).hexdigest().upper()}"'
+    return files[winner]
+
+
+def test_uploads_racing_with_one_policy_store_exactly_one(uproxy):
+    """N uploads with one policy at once: exactly one is stored (201, its own bytes), the others refused."""
+    g = grant(uproxy)
+    files = [imagegen.blank_image(20 + i, 20) for i in range(6)]  # each its own bytes: the winner is known
+    winner = one_stored(race([uproxy.port] * len(files), g, files), files)
+    assert (uproxy.settings.data_dir / "results" / g["ObjectKey"]).read_bytes() == winner
 
 
 @pytest.mark.parametrize("change, expected", [

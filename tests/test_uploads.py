@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,7 +34,7 @@ from proxy.tls import start_tls_site
 from tests import imagegen, sdk
 from tests.conftest import CALLER_KEYS
 from tests.harness import ProxyServer, free_port
-from tests.s3server import BUCKET, REGION, S3_KEY_ID, S3_SECRET
+from tests.s3server import BUCKET, REGION, S3_KEY_ID, S3_SECRET, s3_client
 from tests.test_sdk_ocr import assert_lines_found
 from tests.tlsnames import ALIYUN_NAMES, UPLOAD_NAME, make_ca_and_cert, resolve_to
 
@@ -226,12 +227,23 @@ def test_generate_super_resolution_image_advance_async(uproxy, tls_files, way):
     assert own_reads(uproxy) == before + 1
 
 
-def test_two_replicas_authorize_and_act_on_one_upload_to_the_other(tls_files, tmp_path):
+@pytest.mark.parametrize("store", ["local", "s3"])
+def test_two_replicas_authorize_and_act_on_one_upload_to_the_other(tls_files, tmp_path, store, request, monkeypatch):
     """Replica A answers AuthorizeFileUpload and the action; the upload lands on replica B (as a load
-    balancer may send it). They share the data volume and the signing key, nothing else."""
+    balancer may send it). They share the store (one data volume, or one S3 bucket and prefix) and the
+    signing key, nothing else (each its own data_dir with S3)."""
     a_port, b_port = free_port(), free_port()
-    with upload_proxy(tls_files, tmp_path, tls_port=b_port) as b, \
-            upload_proxy(tls_files, tmp_path, tls_port=a_port, upload_port=b_port) as a:
+    extra: dict[str, Any] = {}
+    if store == "s3":
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", S3_KEY_ID)
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", S3_SECRET)
+        endpoint = request.getfixturevalue("s3_endpoint")
+        prefix = f"replicas-{secrets.token_hex(4)}"
+        extra = {"result_store": "s3", "s3_bucket": BUCKET, "s3_endpoint_url": endpoint, "s3_region": REGION,
+                 "s3_addressing_style": "path", "s3_prefix": prefix}
+    a_dir, b_dir = (tmp_path, tmp_path) if store == "local" else (tmp_path / "a", tmp_path / "b")
+    with upload_proxy(tls_files, b_dir, tls_port=b_port, **extra) as b, \
+            upload_proxy(tls_files, a_dir, tls_port=a_port, upload_port=b_port, **extra) as a:
         with resolve_to((), (UPLOAD_NAME,), {}):
             c = client(sdk.ocr, a, tls_files[0], "endpoint")
             resp = c.recognize_character_advance(ocr_models.RecognizeCharacterAdvanceRequest(
@@ -239,4 +251,9 @@ def test_two_replicas_authorize_and_act_on_one_upload_to_the_other(tls_files, tm
                 RuntimeOptions())
         assert_lines_found([r.text for r in resp.body.data.results])
         assert own_reads(a) == 1 and own_reads(b) == 0
+    if store == "local":
         assert list((tmp_path / "results" / "upload").rglob("*"))  # B stored it where A read it
+    else:  # B put it in the shared bucket, under the prefix both replicas use; neither wrote a local copy
+        listed = s3_client(endpoint).list_objects_v2(Bucket=BUCKET, Prefix=f"{prefix}/results/")
+        assert [o["Key"] for o in listed.get("Contents", []) if "/upload/" in o["Key"]]
+        assert not list(tmp_path.rglob("upload/*"))

@@ -4,6 +4,11 @@ checks it, the file streamed into the result store (spooled to disk past 1 MiB, 
 Answers as OSS gives them: 201 with a `<PostResponse>` body when `success_action_status` is 201, 200 empty
 for 200, else 204; refusals as OSS's `<Error>` XML (AccessDenied, SignatureDoesNotMatch, InvalidPolicyDocument,
 EntityTooLarge, FileAlreadyExists, ...) with `x-oss-request-id`.
+
+A policy is good for one object. Its key is claimed in the nonce store the API's replay check uses (Redis
+`SET NX`, shared by the replicas, or this process's memory), so of several uploads racing with one policy
+exactly one is stored and the others get FileAlreadyExists; the store's own `exists` answers a later replay
+before its file is read.
 """
 
 from __future__ import annotations
@@ -18,7 +23,8 @@ from xml.sax.saxutils import escape
 import structlog
 from aiohttp import BodyPartReader, web
 
-from ..aliyun.errors import OssErr
+from ..aliyun.errors import AliyunError, OssErr
+from ..aliyun.nonces import NonceStore
 from ..aliyun.serialize import oss_error
 from ..results import ResultStore, ResultStoreError
 from .policy import PolicyRefused, UploadAuthority, object_expiry, size_range
@@ -29,6 +35,9 @@ MAX_FIELD_BYTES = 64 * 1024  # OSS caps the form fields besides the file (policy
 MAX_FIELDS = 64
 SPOOL_BYTES = 1024 * 1024
 CHUNK = 64 * 1024
+# An API nonce is claimed as "{AccessKeyId}\n{nonce}" (an id is never empty): a leading newline keeps the
+# uploads' claims out of the callers' reach.
+CLAIM_PREFIX = "\nPostObject\n"
 
 
 def is_upload_host(authority: UploadAuthority, request: web.Request) -> bool:
@@ -42,7 +51,7 @@ def is_upload_host(authority: UploadAuthority, request: web.Request) -> bool:
     return "x-acs-action" not in request.headers and "Action" not in request.query
 
 
-async def post_object(request: web.Request, authority: UploadAuthority, store: ResultStore,
+async def post_object(request: web.Request, authority: UploadAuthority, store: ResultStore, nonces: NonceStore,
                       timeout: float) -> web.Response:
     """Answer one PostObject; the whole form must arrive within `timeout` (the API's client body timeout)."""
     host = request.host
@@ -56,7 +65,7 @@ async def post_object(request: web.Request, authority: UploadAuthority, store: R
         if not request.content_type.startswith("multipart/form-data"):
             raise PolicyRefused(OssErr.BAD_FORM, "Content-Type must be multipart/form-data.")
         async with asyncio.timeout(timeout):
-            return await _receive(request, authority, store, bucket)
+            return await _receive(request, authority, store, nonces, bucket)
     except TimeoutError:
         return oss_error(request, OssErr.REQUEST_TIMEOUT)
     except PolicyRefused as refused:
@@ -66,9 +75,11 @@ async def post_object(request: web.Request, authority: UploadAuthority, store: R
     except ResultStoreError:
         log.exception("uploads.store_failed")
         return oss_error(request, OssErr.UNAVAILABLE)
+    except AliyunError:  # the nonce store could not claim (Redis down and failing closed, memory full)
+        return oss_error(request, OssErr.UNAVAILABLE)
 
 
-async def _receive(request: web.Request, authority: UploadAuthority, store: ResultStore,
+async def _receive(request: web.Request, authority: UploadAuthority, store: ResultStore, nonces: NonceStore,
                    bucket: str) -> web.Response:
     reader = await request.multipart()
     fields: dict[str, str] = {}
@@ -99,7 +110,7 @@ async def _receive(request: web.Request, authority: UploadAuthority, store: Resu
     expires = object_expiry(key)
     if expires is None:  # only keys this proxy issued can be stored (the policy fixed the key already)
         raise PolicyRefused(OssErr.POLICY_CONDITION, "key.")
-    if await store.exists(key, expires):  # a policy is good for one upload: a replay is refused
+    if await store.exists(key, expires):  # a replay of a stored upload is refused before its file is read
         raise PolicyRefused(OssErr.ALREADY_EXISTS)
     content_type = part.headers.get("Content-Type") or "application/octet-stream"
     md5 = hashlib.md5(usedforsecurity=False)
@@ -116,6 +127,11 @@ async def _receive(request: web.Request, authority: UploadAuthority, store: Resu
                 spool.write(chunk)
         if size < low:
             raise PolicyRefused(OssErr.TOO_SMALL)
+        # The atomic claim, once the file is whole (an upload cut short leaves its policy usable), kept
+        # until the object itself expires (past the policy's own expiry). A store failure after it leaves
+        # the policy spent: the SDK asks AuthorizeFileUpload for a new one on its next call.
+        if not await nonces.claim(CLAIM_PREFIX + key, expires):
+            raise PolicyRefused(OssErr.ALREADY_EXISTS)
         spool.seek(0)
         await store.put_stream_until(key, spool, content_type, expires)  # type: ignore[arg-type]
     etag = f'"{md5.hexdigest().upper()}"'
