@@ -48,10 +48,11 @@ def v3(base: str, query: str, headers: dict[str, str], body_sha256: str) -> Sign
     return f"{base}/{query}", signed
 
 
-def signed(base: str, query: str, headers: dict[str, str], body: bytes, count: int, kind: str) -> Iterator[Signed]:
-    """`count` requests signed now, then (should a run need more) each signed when it is sent."""
+def signed(base: str, query: str, headers: dict[str, str], body: bytes, count: int) -> Iterator[Signed]:
+    """`count` requests signed now, then (should a run need more) each signed when it is sent. V1 (as the
+    issue's RecognizeCharacter run) when the parameters are all in the query, V3 when there is a body."""
     make: Callable[[], Signed]
-    if kind == "v1":
+    if not body:
         def make() -> Signed:
             return v1(base, query, headers)
     else:
