@@ -149,37 +149,42 @@ def _tilt(pixels: np.ndarray, d: Diagonal) -> float | None:
         return None
     reach = math.ceil(r) + 1  # every projection lies within ±r of the centre
     every = round(COARSE_STEP / ANGLE_STEP)
-    coarse = np.arange(-(-lo // every) * every, hi, every)
-    if coarse.size:
-        best = int(coarse[int(np.argmax(_sharpness(fx, fy, coarse, reach)))])
+    first = -(-lo // every) * every
+    if first < hi:
+        best = first + every * int(np.argmax(_sharpness(fx, fy, slice(first, hi, every), reach)))
         lo, hi = max(lo, best - every + 1), min(hi, best + every)
-    ks = np.arange(lo, hi)
-    return int(ks[int(np.argmax(_sharpness(fx, fy, ks, reach)))]) * ANGLE_STEP
+    return (lo + int(np.argmax(_sharpness(fx, fy, slice(lo, hi), reach)))) * ANGLE_STEP
 
 
-_K0 = round(90 / ANGLE_STEP)  # grid angles lie within ±90°: _SIN[k + _K0] is sin(k * ANGLE_STEP)
+_K0 = round(90 / ANGLE_STEP)  # grid angles lie within ±90°: _NSIN[k + _K0] is -sin(k * ANGLE_STEP)
 _RAD = np.radians(np.arange(-_K0, _K0 + 1) * ANGLE_STEP)
-_SIN, _COS = np.sin(_RAD), np.cos(_RAD)
+_NSIN, _COS = -np.sin(_RAD), np.cos(_RAD)
 
 
-def _sharpness(fx: np.ndarray, fy: np.ndarray, ks: np.ndarray, reach: int) -> np.ndarray:
-    """For each grid angle k * ANGLE_STEP, the sum of squared counts of the ink's 1-px projection bins
-    across that direction."""
-    proj = np.multiply.outer(-_SIN[ks + _K0], fx)
-    proj += np.multiply.outer(_COS[ks + _K0], fy)
+def _sharpness(fx: np.ndarray, fy: np.ndarray, ks: slice, reach: int) -> np.ndarray:
+    """For each grid angle k * ANGLE_STEP, k in `ks`, the sum of squared counts of the ink's 1-px
+    projection bins across that direction."""
+    at = slice(ks.start + _K0, ks.stop + _K0, ks.step)
+    proj = np.multiply.outer(_NSIN[at], fx)
+    proj += np.multiply.outer(_COS[at], fy)
     np.floor(proj, out=proj)
-    width = 2 * reach + 1
-    proj += (np.arange(ks.size) * width + reach)[:, None]  # each angle's bins in its own row, none negative
-    profile = np.bincount(proj.astype(np.intp).ravel(), minlength=ks.size * width).reshape(ks.size, width)
+    n, width = proj.shape[0], 2 * reach + 1
+    proj += np.arange(reach, n * width, width)[:, None]  # each angle's bins in its own row, none negative
+    profile = np.bincount(proj.astype(np.intp).ravel(), minlength=n * width).reshape(n, width)
     return np.einsum("ij,ij->i", profile, profile)
 
 
 def _ink(grey: np.ndarray) -> np.ndarray:
     """Otsu's threshold; the minority side is ink (dark on a whiteboard, light on a blackboard)."""
-    hist = np.bincount(grey.ravel(), minlength=256).astype(np.float64)
+    counts = np.bincount(grey.ravel(), minlength=256)
+    hist = counts.astype(np.float64)
     p = hist / max(hist.sum(), 1)
     w = np.cumsum(p)
-    mu = np.cumsum(p * np.arange(256))
+    mu = np.cumsum(p * _LEVELS)
     between = (mu[-1] * w - mu) ** 2 / np.maximum(w * (1 - w), 1e-12)
-    dark = grey <= int(np.argmax(between))
-    return dark if dark.mean() <= 0.5 else ~dark
+    threshold = int(np.argmax(between))
+    dark = int(counts[:threshold + 1].sum())  # pixels at or below the threshold
+    return grey <= threshold if 2 * dark <= grey.size else grey > threshold
+
+
+_LEVELS = np.arange(256, dtype=np.float64)
