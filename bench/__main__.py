@@ -4,7 +4,8 @@ pass-through (`bench.servers baseline`) measured in the same run against the sam
 Four processes, so no two share a GIL: this one (the load generator), the kit stub, the baseline and the
 proxy (`python -m proxy serve` run through `bench.lag`, which probes its event loop; a caller key, so every
 request is signed and verified (bench/signing.py); default logging, rendered and sent to /dev/null). The
-baseline and the proxy share one core, the load generator and the stub the other (bench/cores.py). Each
+baseline and the proxy share one core, the load generator and the stub the other, for OCR by URL (the
+issue's "one core each"; bench/cores.py). Each
 server's CPU and peak RSS are read from /proc. Nothing leaves 127.0.0.1.
 """
 
@@ -164,6 +165,7 @@ class Case:
     ok: Callable[[Any, bool], bool]
     heavy: bool = False  # one job at a time: sequential jobs, no throughput burst
     output_raw: int = 0  # the output's raw RGB bytes (heavy jobs: peak RSS growth is compared to it)
+    one_core: bool = False  # baseline and proxy pinned to one core, load and stub to the other (bench/cores.py)
 
 
 def cases(stub: int) -> list[Case]:
@@ -173,7 +175,7 @@ def cases(stub: int) -> list[Case]:
     seg = {"x-acs-action": "SegmentHDBody", "x-acs-version": "2019-12-30"}
     # 1 MB and 4 MB fit the kit's payload budget: the budget costs them one length check. 6 MB does not: the
     # proxy re-encodes it (the baseline forwards it as-is, which the real kit would refuse with a 413).
-    return [Case("url 50KB png", "?" + urlencode({"Url": f"{img}/img.png"}), b"", V3, _ok_ocr),
+    return [Case("url 50KB png", "?" + urlencode({"Url": f"{img}/img.png"}), b"", V3, _ok_ocr, one_core=True),
             Case("raw 1MB png", "", noise_png(MiB), raw, _ok_ocr),
             Case("raw 4MB png", "", noise_png(4 * MiB), raw, _ok_ocr),
             Case("raw 6MB fitted", "", noise_png(6 * MiB), raw, _ok_ocr),
@@ -211,9 +213,6 @@ async def run(fleet: Fleet, profile: Profile, lag_file: str, data_dir: str) -> l
     assert task is not None
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)  # like Ctrl-C: unwind, clean up
     print("bench: starting stub, baseline and proxy", file=sys.stderr)
-    split = cores.split()
-    if split:
-        cores.pin(os.getpid(), split[1])  # the stub, started next, inherits the load generator's core
     stub = fleet.start("stub", ["-m", "bench.servers", "stub", "--image-bytes", str(50 * 1024)])
     kit_route = f"http://127.0.0.1:{stub}/prod/lite-ocr"
     base = fleet.start("baseline", ["-m", "bench.servers", "baseline", "--kit-url", kit_route])
@@ -221,8 +220,6 @@ async def run(fleet: Fleet, profile: Profile, lag_file: str, data_dir: str) -> l
     proxy = fleet.start("proxy", ["-m", "bench.lag", lag_file, "serve", "--port", str(port)],
                         {**proxy_env(stub), "VISION_PROXY_DATA_DIR": data_dir}, port=port)
     pids = {"base": fleet.pid("baseline"), "proxy": fleet.pid("proxy")}
-    for pid in pids.values() if split else ():
-        cores.pin(pid, split[0])
     rows = []
     connector = aiohttp.TCPConnector(limit=profile.concurrency)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=120)) as session:
@@ -232,6 +229,7 @@ async def run(fleet: Fleet, profile: Profile, lag_file: str, data_dir: str) -> l
             need = 1 + (profile.heavy if case.heavy else profile.warmup + profile.count + profile.max_requests)
             p = Target(f"http://127.0.0.1:{proxy}/{case.query}", case.body, case.headers,
                        signing.signed(f"http://127.0.0.1:{proxy}", case.query, case.headers, case.body, need))
+            cores.place(list(pids.values()), [os.getpid(), fleet.pid("stub")], case.one_core)
             await verify(session, case, b, p)
             row: dict[str, Any] = {"scenario": case.name, "body_bytes": len(case.body)}
             if case.heavy:
@@ -299,7 +297,7 @@ def main() -> int:
     profile = QUICK if args.quick else FULL
     fleet = Fleet()
     started = time.monotonic()
-    cores.split()  # the cores there are, before the bench pins itself to one
+    cores.available()  # the cores there are, before the bench pins itself to one
     try:
         with tempfile.TemporaryDirectory(prefix="vision-bench-") as tmp:
             rows = asyncio.run(run(fleet, profile, f"{tmp}/lag.txt", f"{tmp}/data"))
@@ -308,7 +306,7 @@ def main() -> int:
         return 130
     finally:
         fleet.stop()
-    pinned = "baseline and proxy on one, load and stub on the other" if cores.split() else "unpinned"
+    pinned = "OCR by URL: baseline and proxy on one, load and stub on the other" if cores.split() else "unpinned"
     print(f"vision-proxy bench ({'quick' if args.quick else 'full'}): python {platform.python_version()}, "
           f"{os.cpu_count()} cpus ({pinned}), "
           f"{profile.count} sequential requests per side after {profile.warmup} warm-up, "

@@ -1,5 +1,7 @@
-"""One core each: the servers under test (baseline and proxy) on one core, the load generator and the kit
-stub on the other, so both servers are measured with the same single core and nothing else on it."""
+"""One core each, for the scenarios whose target says so (OCR by URL): the servers under test (baseline
+and proxy) on one core, the load generator and the kit stub on the other, so both servers are measured
+with the same single core and nothing else on it. The other scenarios run unpinned (their work spreads
+over threads, and their targets are per job or per request, not per core)."""
 
 from __future__ import annotations
 
@@ -8,11 +10,25 @@ import os
 from functools import cache
 
 
-@cache  # read before the bench pins itself
+@cache  # read once, before the bench pins anything
+def available() -> frozenset[int]:
+    return frozenset(os.sched_getaffinity(0))
+
+
 def split() -> tuple[set[int], set[int]] | None:
     """(servers' core, load's core), or None when fewer than two cores are available to this process."""
-    cores = sorted(os.sched_getaffinity(0))
+    cores = sorted(available())
     return ({cores[0]}, {cores[1]}) if len(cores) >= 2 else None
+
+
+def place(servers: list[int], load: list[int], one_core: bool) -> None:
+    """Pin for a one-core scenario, or give every process all the cores back."""
+    halves = split()
+    if halves is None:
+        return
+    for pids, cores in ((servers, halves[0]), (load, halves[1])):
+        for pid in pids:
+            pin(pid, cores if one_core else set(available()))
 
 
 def pin(pid: int, cores: set[int]) -> None:
