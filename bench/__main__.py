@@ -5,8 +5,8 @@ Four processes, so no two share a GIL: this one (the load generator), the kit st
 proxy (`python -m proxy serve` run through `bench.lag`, which probes its event loop; a caller key, so every
 request is signed and verified (bench/signing.py); default logging, rendered and sent to /dev/null). The
 baseline and the proxy share one core, the load generator and the stub the other, for OCR by URL (the
-issue's "one core each"; bench/cores.py). Each
-server's CPU and peak RSS are read from /proc. Nothing leaves 127.0.0.1.
+issue's "one core each"; bench/cores.py). Each server's CPU and peak RSS are read from /proc. Nothing
+leaves 127.0.0.1.
 """
 
 from __future__ import annotations
