@@ -2,9 +2,11 @@
 pass-through (`bench.servers baseline`) measured in the same run against the same loopback kit stub.
 
 Four processes, so no two share a GIL: this one (the load generator), the kit stub, the baseline and the
-proxy (`python -m proxy serve` run through `bench.lag`, which probes its event loop; unauthenticated
-loopback mode, default logging sent to /dev/null). Each server's CPU and peak RSS are read from /proc.
-Nothing leaves 127.0.0.1.
+proxy (`python -m proxy serve` run through `bench.lag`, which probes its event loop; a caller key, so every
+request is signed and verified (bench/signing.py); default logging, rendered and sent to /dev/null). The
+baseline and the proxy share one core, the load generator and the stub the other, for OCR by URL (the
+issue's "one core each"; bench/cores.py). Each server's CPU and peak RSS are read from /proc. Nothing
+leaves 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from urllib.parse import urlencode
 
 import aiohttp
 
-from . import procstat
+from . import cores, procstat, signing
 from .lag import window
 from .load import Target, latencies, p50, p99, send, throughputs
 from .servers import noise_png
@@ -110,10 +112,11 @@ def free_port() -> int:
 
 
 def proxy_env(kit_port: int) -> dict[str, str]:
-    """A clean environment: dummy AWS keys for botocore's chain, loopback fetches, no caller keys."""
+    """A clean environment: dummy AWS keys for botocore's chain, loopback fetches, the bench's caller key."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VISION_PROXY_", "AWS_"))}
     env.update(VISION_PROXY_KIT_URL=f"http://127.0.0.1:{kit_port}", VISION_PROXY_FETCH_ALLOW="127.0.0.1/32",
                VISION_PROXY_ADMIN_PORT="0",  # any free port: another run (or engineer) may hold 9090
+               VISION_PROXY_CALLER_KEYS=signing.CALLER_KEYS,
                AWS_ACCESS_KEY_ID="AKIDBENCHMARK", AWS_SECRET_ACCESS_KEY="bench-secret",
                AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull, AWS_EC2_METADATA_DISABLED="true")
     return env
@@ -162,6 +165,7 @@ class Case:
     ok: Callable[[Any, bool], bool]
     heavy: bool = False  # one job at a time: sequential jobs, no throughput burst
     output_raw: int = 0  # the output's raw RGB bytes (heavy jobs: peak RSS growth is compared to it)
+    one_core: bool = False  # baseline and proxy pinned to one core, load and stub to the other (bench/cores.py)
 
 
 def cases(stub: int) -> list[Case]:
@@ -171,7 +175,7 @@ def cases(stub: int) -> list[Case]:
     seg = {"x-acs-action": "SegmentHDBody", "x-acs-version": "2019-12-30"}
     # 1 MB and 4 MB fit the kit's payload budget: the budget costs them one length check. 6 MB does not: the
     # proxy re-encodes it (the baseline forwards it as-is, which the real kit would refuse with a 413).
-    return [Case("url 50KB png", "?" + urlencode({"Url": f"{img}/img.png"}), b"", V3, _ok_ocr),
+    return [Case("url 50KB png", "?" + urlencode({"Url": f"{img}/img.png"}), b"", V3, _ok_ocr, one_core=True),
             Case("raw 1MB png", "", noise_png(MiB), raw, _ok_ocr),
             Case("raw 4MB png", "", noise_png(4 * MiB), raw, _ok_ocr),
             Case("raw 6MB fitted", "", noise_png(6 * MiB), raw, _ok_ocr),
@@ -222,7 +226,10 @@ async def run(fleet: Fleet, profile: Profile, lag_file: str, data_dir: str) -> l
         await wait_ready(session, f"http://127.0.0.1:{proxy}/", fleet)
         for case in cases(stub):
             b = Target(f"http://127.0.0.1:{base}/{case.query}", case.body, case.headers)
-            p = Target(f"http://127.0.0.1:{proxy}/{case.query}", case.body, case.headers)
+            need = 1 + (profile.heavy if case.heavy else profile.warmup + profile.count + profile.max_requests)
+            p = Target(f"http://127.0.0.1:{proxy}/{case.query}", case.body, case.headers,
+                       signing.signed(f"http://127.0.0.1:{proxy}", case.query, case.headers, case.body, need))
+            cores.place(list(pids.values()), [os.getpid(), fleet.pid("stub")], case.one_core)
             await verify(session, case, b, p)
             row: dict[str, Any] = {"scenario": case.name, "body_bytes": len(case.body)}
             if case.heavy:
@@ -290,6 +297,7 @@ def main() -> int:
     profile = QUICK if args.quick else FULL
     fleet = Fleet()
     started = time.monotonic()
+    cores.available()  # the cores there are, before the bench pins itself to one
     try:
         with tempfile.TemporaryDirectory(prefix="vision-bench-") as tmp:
             rows = asyncio.run(run(fleet, profile, f"{tmp}/lag.txt", f"{tmp}/data"))
@@ -298,8 +306,10 @@ def main() -> int:
         return 130
     finally:
         fleet.stop()
+    pinned = "OCR by URL: baseline and proxy on one, load and stub on the other" if cores.split() else "unpinned"
     print(f"vision-proxy bench ({'quick' if args.quick else 'full'}): python {platform.python_version()}, "
-          f"{os.cpu_count()} cpus, {profile.count} sequential requests per side after {profile.warmup} warm-up, "
+          f"{os.cpu_count()} cpus ({pinned}), "
+          f"{profile.count} sequential requests per side after {profile.warmup} warm-up, "
           f"throughput at concurrency {profile.concurrency} for {profile.seconds:g} s per side; "
           f"took {time.monotonic() - started:.0f} s")
     print(table(rows))

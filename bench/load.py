@@ -6,7 +6,7 @@ import asyncio
 import math
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -19,14 +19,16 @@ class Target:
     url: str
     body: bytes
     headers: dict[str, str]
+    signed: Iterator[tuple[str, dict[str, str]]] | None = None  # each request's own (URL, headers), if signed
 
 
 async def send(session: aiohttp.ClientSession, target: Target) -> bytes:
     """One request; anything but 200 stops the run, since a failing request would flatter the numbers."""
-    async with session.post(target.url, data=target.body, headers=target.headers) as resp:
+    url, headers = next(target.signed) if target.signed is not None else (target.url, target.headers)
+    async with session.post(url, data=target.body, headers=headers) as resp:
         body = await resp.read()
         if resp.status != 200:
-            raise RuntimeError(f"{target.url} answered {resp.status}: {body[:300]!r}")
+            raise RuntimeError(f"{url} answered {resp.status}: {body[:300]!r}")
         return body
 
 

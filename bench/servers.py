@@ -6,7 +6,8 @@ so that no server shares a GIL with the load generator or with another server.
   real model would return (made once per size and kept), so what a heavy job costs is the proxy's own
   work. GET /img.png (noise), /photo.jpg (a 12 MP photo-like JPEG), /hd.jpg (1920x1080).
 - `baseline`: the least any proxy must do: get the image bytes (the body, or a GET of `Url`), forward
-  them as-is to the stub on a pooled session and relay the answer.
+  them to the stub on a pooled session (a fetched image base64 in the kit's `{"img": ...}`, the body
+  as-is) and relay the answer.
 
 Each prints its port on stdout once it listens, then serves until terminated.
 """
@@ -116,9 +117,9 @@ def baseline_app(kit_url: str) -> web.Application:
     async def forward(request: web.Request) -> web.Response:
         session = request.app[SESSION]
         url = request.query.get("Url")
-        if url:
+        if url:  # the issue's relay: fetch the image, forward it base64 in the kit's JSON, as the proxy must
             async with session.get(url) as got:
-                body = await got.read()
+                body = b'{"img":"' + base64.b64encode(await got.read()) + b'"}'
         else:
             body = await request.read()
         async with session.post(kit_url, data=body, headers={"Content-Type": "application/json"}) as resp:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import math
 from typing import Any
 
@@ -21,6 +20,7 @@ import structlog
 from pydantic import BaseModel, ValidationError
 
 from ..aliyun.errors import AliyunError, Err
+from ..aliyun.serialize import COMPACT
 from ..images import LoadedImage
 from ..kit import budget
 from ..kit.fit import CannotFit, Fitted, fit, fits, needs_padding, pad_for_detector
@@ -155,7 +155,7 @@ async def recognize_general(call: Call) -> dict[str, Any]:
         "prism_wordsInfo": words,
         "width": image.width,
     }
-    return {"Data": json.dumps(data, ensure_ascii=False, separators=(",", ":"))}
+    return {"Data": COMPACT.encode(data)}
 
 
 def _word(line: KitLine, rect: Line) -> dict[str, Any]:

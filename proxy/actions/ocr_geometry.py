@@ -31,6 +31,7 @@ MAX_ANALYSIS_SIDE = 2048  # the tilt is measured on a copy at most this large (a
 MAX_INK_SAMPLES = 20_000  # ink pixels per line used to score an angle
 MIN_INK = 30  # fewer ink pixels than this within the line: no measurement, the level box stands
 ANGLE_STEP = 0.5  # degrees; the grid always holds 0, so level text reads exactly 0
+COARSE_STEP = 2.0  # degrees; the first pass of the search (a multiple of ANGLE_STEP, so it holds 0 too)
 
 
 @dataclass(frozen=True)
@@ -119,7 +120,10 @@ def tilted_lines(grey: tuple[np.ndarray, float], diagonals: Sequence[Diagonal]) 
 
 def _tilt(pixels: np.ndarray, d: Diagonal) -> float | None:
     """The angle, on the 0.5° grid between the diagonal's own direction and 45° below it, at which the
-    ink around the line projects most sharply across the text (sum of squared 1-px profile bins)."""
+    ink around the line projects most sharply across the text (sum of squared 1-px profile bins).
+
+    Searched coarse to fine: every COARSE_STEP first, then the 0.5° grid around the best coarse angle (the
+    sharpness of a text line falls off smoothly on both sides of its peak, so the peak is found there)."""
     cx, cy = d.left + d.width / 2, d.top + d.height / 2
     r = math.hypot(d.width, d.height) / 2
     if r < 2:
@@ -134,30 +138,53 @@ def _tilt(pixels: np.ndarray, d: Diagonal) -> float | None:
     fx, fy = fx[inside], fy[inside]
     if fx.size < MIN_INK:
         return None
-    if fx.size > MAX_INK_SAMPLES:
-        pick = np.random.default_rng(0).choice(fx.size, MAX_INK_SAMPLES, replace=False)
-        fx, fy = fx[pick], fy[pick]
+    if fx.size > MAX_INK_SAMPLES:  # an even, deterministic subsample (every k-th ink pixel in raster order)
+        step = -(-fx.size // MAX_INK_SAMPLES)
+        fx, fy = fx[::step], fy[::step]
     psi = math.degrees(math.atan2(d.height, d.width))
-    grid = np.arange(math.ceil((psi - 45) / ANGLE_STEP), math.ceil(psi / ANGLE_STEP)) * ANGLE_STEP
-    grid = grid[grid < psi]
-    if grid.size == 0:
+    lo, hi = math.ceil((psi - 45) / ANGLE_STEP), math.ceil(psi / ANGLE_STEP)  # the grid: k * ANGLE_STEP, lo <= k < hi
+    if (hi - 1) * ANGLE_STEP >= psi:
+        hi -= 1
+    if hi <= lo:
         return None
-    rad = np.radians(grid)[:, None]
-    offsets = np.floor(-fx[None, :] * np.sin(rad) + fy[None, :] * np.cos(rad)).astype(np.int64)
-    offsets -= offsets.min(axis=1, keepdims=True)
-    width = int(offsets.max()) + 1
-    rows = offsets + (np.arange(grid.size) * width)[:, None]
-    profile = np.bincount(rows.ravel(), minlength=grid.size * width).reshape(grid.size, width)
-    sharpness = (profile.astype(np.float64) ** 2).sum(axis=1)
-    return float(grid[int(np.argmax(sharpness))])
+    reach = math.ceil(r) + 1  # every projection lies within ±r of the centre
+    every = round(COARSE_STEP / ANGLE_STEP)
+    first = -(-lo // every) * every
+    if first < hi:
+        best = first + every * int(np.argmax(_sharpness(fx, fy, slice(first, hi, every), reach)))
+        lo, hi = max(lo, best - every + 1), min(hi, best + every)
+    return (lo + int(np.argmax(_sharpness(fx, fy, slice(lo, hi), reach)))) * ANGLE_STEP
+
+
+_K0 = round(90 / ANGLE_STEP)  # grid angles lie within ±90°: _NSIN[k + _K0] is -sin(k * ANGLE_STEP)
+_RAD = np.radians(np.arange(-_K0, _K0 + 1) * ANGLE_STEP)
+_NSIN, _COS = -np.sin(_RAD), np.cos(_RAD)
+
+
+def _sharpness(fx: np.ndarray, fy: np.ndarray, ks: slice, reach: int) -> np.ndarray:
+    """For each grid angle k * ANGLE_STEP, k in `ks`, the sum of squared counts of the ink's 1-px
+    projection bins across that direction."""
+    at = slice(ks.start + _K0, ks.stop + _K0, ks.step)
+    proj = np.multiply.outer(_NSIN[at], fx)
+    proj += np.multiply.outer(_COS[at], fy)
+    np.floor(proj, out=proj)
+    n, width = proj.shape[0], 2 * reach + 1
+    proj += np.arange(reach, n * width, width)[:, None]  # each angle's bins in its own row, none negative
+    profile = np.bincount(proj.astype(np.intp).ravel(), minlength=n * width).reshape(n, width)
+    return np.einsum("ij,ij->i", profile, profile)
 
 
 def _ink(grey: np.ndarray) -> np.ndarray:
     """Otsu's threshold; the minority side is ink (dark on a whiteboard, light on a blackboard)."""
-    hist = np.bincount(grey.ravel(), minlength=256).astype(np.float64)
+    counts = np.bincount(grey.ravel(), minlength=256)
+    hist = counts.astype(np.float64)
     p = hist / max(hist.sum(), 1)
     w = np.cumsum(p)
-    mu = np.cumsum(p * np.arange(256))
+    mu = np.cumsum(p * _LEVELS)
     between = (mu[-1] * w - mu) ** 2 / np.maximum(w * (1 - w), 1e-12)
-    dark = grey <= int(np.argmax(between))
-    return dark if dark.mean() <= 0.5 else ~dark
+    threshold = int(np.argmax(between))
+    dark = int(counts[:threshold + 1].sum())  # pixels at or below the threshold
+    return grey <= threshold if 2 * dark <= grey.size else grey > threshold
+
+
+_LEVELS = np.arange(256, dtype=np.float64)

@@ -50,8 +50,11 @@ def _respond(status: int, text: str, content_type: str, request_id: str) -> web.
                         headers={"Content-Type": content_type, "x-acs-request-id": request_id})
 
 
+COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # built once: json.dumps builds one a call
+
+
 def _json(payload: dict[str, Any]) -> str:
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+    return COMPACT.encode(payload)
 
 
 def _xml(value: Any, tag: str | None = None) -> str:

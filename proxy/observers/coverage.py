@@ -51,6 +51,9 @@ class CoverageObserver:
         self.versions = {s.version for s in registry.specs.values()}
         self.calls: Counter[tuple[str, str, str, str]] = Counter()  # product, action, version, result
         self.params: Counter[tuple[str, str, str, str]] = Counter()  # action, version, parameter, effect
+        self.names: set[str] = set()  # the actions in `calls`, and the parameters in `params`
+        self.param_names: set[str] = set()
+        self._counters: dict[tuple[Any, ...], Any] = {}  # Prometheus label children, looked up once each
         self.since = datetime.now(UTC).isoformat(timespec="seconds")
         self._flushed = time.monotonic()
 
@@ -63,25 +66,35 @@ class CoverageObserver:
         result = result_of(ex)
         if not NAME.fullmatch(action):
             action = "(unreadable)"
-        names = {a for _, a, _, _ in self.calls}
+        names = self.names
         if action not in self.actions and action not in names and len(names) >= MAX_NAMES:
             action = "(other)"
+        names.add(action)
         self.calls[(product, action, version, result)] += 1
-        COVERAGE_REQUESTS.labels(action if action in self.actions else "other",
-                                 version if version in self.versions else "other", result).inc()
+        self._counter(COVERAGE_REQUESTS, action if action in self.actions else "other",
+                      version if version in self.versions else "other", result).inc()
         declared = ex.spec.parameters if ex.spec else {}
         for name in inbound.params:
             if name in V1_COMMON or name.lower() in V3_COMMON or not NAME.fullmatch(name):
                 continue
             param = declared.get(name)
             effect = "unknown" if param is None else "ignored" if param.ignored else "honoured"
-            if effect == "unknown" and len({p for _, _, p, _ in self.params}) >= MAX_NAMES:
+            if effect == "unknown" and len(self.param_names) >= MAX_NAMES:
                 name = "(other)"
+            self.param_names.add(name)
             self.params[(action, version, name, effect)] += 1
-            COVERAGE_PARAMETERS.labels(action if action in self.actions else "other",
-                                       name if param is not None else "other", effect).inc()
+            self._counter(COVERAGE_PARAMETERS, action if action in self.actions else "other",
+                          name if param is not None else "other", effect).inc()
         if time.monotonic() - self._flushed >= FLUSH_SECONDS:
             self.flush()
+
+    def _counter(self, metric: Any, *labels: str) -> Any:
+        """The label child, looked up once (`.labels()` costs microseconds; these label sets are closed)."""
+        key = (id(metric), *labels)
+        child = self._counters.get(key)
+        if child is None:
+            child = self._counters[key] = metric.labels(*labels)
+        return child
 
     def to_dict(self) -> dict[str, Any]:
         return {"since": self.since, "until": datetime.now(UTC).isoformat(timespec="seconds"),
