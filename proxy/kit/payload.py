@@ -11,6 +11,7 @@ flight holds no copy of its image but the caller's.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from collections.abc import AsyncIterator, Iterable, Iterator
@@ -22,6 +23,7 @@ import pybase64
 from ..images import LoadedImage
 
 PACE_BYTES = 64 * 1024  # a body larger than this is written in slices of this size
+YIELD_BYTES = 4 * PACE_BYTES  # written between two turns of the loop (~0.1 ms of work)
 RAW_SLICE = PACE_BYTES // 4 * 3  # raw bytes whose base64 is one slice (a multiple of 3: no padding inside)
 
 
@@ -73,9 +75,16 @@ def pieces(body: bytes | ImageBody) -> Iterable[bytes]:
 
 
 async def paced(body: bytes | ImageBody) -> AsyncIterator[memoryview]:
-    """The body in slices of at most PACE_BYTES, no copies: aiohttp writes each and lets the socket drain in
-    between, so the loop is never held by one multi-MB send (5.6 MB in one write held it about 30 ms here)."""
+    """The body in slices of at most PACE_BYTES, no copies, and a turn of the loop every YIELD_BYTES: a
+    socket that takes every slice at once (loopback, a fast link) never makes aiohttp wait, and a 4 MB
+    image's 5.6 MB body then held the loop ~5 ms in one go (in one write, about 30 ms)."""
+    sent = 0
     for piece in pieces(body):
         view = memoryview(piece)
         for start in range(0, len(view), PACE_BYTES):
-            yield view[start:start + PACE_BYTES]
+            chunk = view[start:start + PACE_BYTES]
+            yield chunk
+            sent += len(chunk)
+            if sent >= YIELD_BYTES:
+                sent = 0
+                await asyncio.sleep(0)
