@@ -23,7 +23,7 @@ from .errors import Err, invalid
 
 FORM = "application/x-www-form-urlencoded"
 READ_CHUNK = 256 * 1024
-YIELD_BYTES = 1024 * 1024  # body bytes copied (and hashed) between two turns of the loop (well under 1 ms)
+YIELD_BYTES = 512 * 1024  # body bytes copied (and hashed) between two turns of the loop (~0.5 ms)
 
 SignatureKind = Literal["v1", "v3", "none"]
 Format = Literal["json", "xml"]
@@ -157,7 +157,7 @@ class _Body:
     """The body as it arrives. With a Content-Length, each chunk is copied at once into one buffer, whose
     bytes become the body without another copy (BytesIO.getvalue hands its buffer over): one multi-MB
     allocation instead of two (the chunks, then their join); fresh memory's page faults are most of what
-    a copy costs here. The buffer is sized a megabyte ahead of the data, never past the announced length:
+    a copy costs here. The buffer grows YIELD_BYTES ahead of the data, never past the announced length:
     sizing 4 MB at once held the loop ~2 ms faulting it in. Without a length (chunked), chunks are joined."""
 
     def __init__(self, length: int | None) -> None:
