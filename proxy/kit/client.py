@@ -31,7 +31,7 @@ from ..images import LoadedImage
 from ..observability import metrics
 from .budget import answer_read_cap
 from .credentials import CredentialSource
-from .payload import PACE_BYTES, ImageBody, body_size, digest, image_body, paced, pieces
+from .payload import PACE_BYTES, ImageBody, body_size, digest, image_body, paced, pieces, result_string
 from .sigv4 import sign
 from .timeouts import call_timeout
 
@@ -112,7 +112,7 @@ class KitClient:
         """Routes that answer `{"result": "<base64 PNG>"}` (segmentation, super-resolution): the PNG bytes."""
         answer = await self.invoke_image(route, image, **extra)
         encoded = answer.get("result") if isinstance(answer, dict) else None
-        if not isinstance(encoded, str):
+        if not isinstance(encoded, str | memoryview):
             log.warning("kit.unexpected_shape", route=route, type=type(answer).__name__)
             raise Err.INTERNAL_ERROR()
         try:
@@ -130,6 +130,9 @@ class KitClient:
         status, raw, headers = await self._send(route, url, transport, body, body_sha256)
         if status != 200:
             raise transport.errors(route, status, raw, headers)
+        result = result_string(raw)  # {"result": "<base64 PNG>"}: its megabytes not parsed as JSON
+        if result is not None:
+            return {"result": result}
         try:
             parsed = await asyncio.to_thread(json.loads, raw) if len(raw) > OFFLOAD_BYTES else json.loads(raw)
         except ValueError:
