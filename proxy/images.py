@@ -38,6 +38,7 @@ MAX_REDIRECTS = 5
 EXIF_ORIENTATION = 0x0112
 PROBE_BYTES = 64 * 1024  # enough for any supported format's header
 INLINE_INSPECT_BYTES = 512 * 1024  # header parsing this size or less stays on the loop
+HEAD_FORMATS = ("png", "jpeg")  # headers that end where the pixel data starts (TIFF's IFDs may be anywhere)
 
 # Builds an image failure from its table row and detail: as the action answers it (`ImageSpec.failed`, the
 # row its mapping names for that kind) or, with no action, as the row itself.
@@ -123,12 +124,13 @@ class ImageLoader:
         kind = sniff(data)
         if kind is None or kind not in spec.formats:
             raise spec.failed(Err.IMAGE_FORMAT, f"{kind or 'not an image'}; accepted: {', '.join(spec.formats)}")
-        # Only the header is parsed, at a cost bounded by the file's size: a small file is read on the loop
-        # (tens of microseconds, less than the thread hop), a larger one off it. Rotating decodes: off it.
-        if len(data) <= INLINE_INSPECT_BYTES:
-            image, orientation = _inspect(data, kind, spec)
-        else:
-            image, orientation = await asyncio.to_thread(_inspect, data, kind, spec)
+        # Only the header is parsed, at a cost bounded by the file's size: a small file (or a big one's head,
+        # _inspect_head) is read on the loop (tens of microseconds, less than the thread hop), a larger one
+        # off it. Rotating decodes: off it.
+        inspected = _inspect(data, kind, spec) if len(data) <= INLINE_INSPECT_BYTES else _inspect_head(data, kind, spec)
+        if inspected is None:
+            inspected = await asyncio.to_thread(_inspect, data, kind, spec)
+        image, orientation = inspected
         if orientation in (2, 3, 4, 5, 6, 7, 8):  # turning it upright decodes it: within the pixel budget
             async with self.budget.hold(rotation_bytes(image.org_width, image.org_height)):
                 image.data, image.format = await asyncio.to_thread(_upright, data, kind, spec)
@@ -254,6 +256,23 @@ def _inspect(data: bytes, kind: str, spec: ImageSpec) -> tuple[LoadedImage, int]
                           + (f", the shorter side at most {spec.max_short_side} px" if spec.max_short_side else "")
                           + (f", with an aspect ratio up to {spec.max_aspect:g}" if spec.max_aspect else ""))
     return LoadedImage(data, kind, w, h, org_w, org_h), orientation
+
+
+def _inspect_head(data: bytes, kind: str, spec: ImageSpec) -> tuple[LoadedImage, int] | None:
+    """A big PNG or JPEG inspected from its first PROBE_BYTES alone, on the loop (~20 us: the thread hop
+    costs more, and waits behind any decode in the pool). Pillow reads both headers front to back and stops
+    where the pixels start, so a header within them reads as from the whole file; one that goes on past
+    them fails to parse, and None sends the whole file to a worker thread, as any other format."""
+    if kind not in HEAD_FORMATS:
+        return None
+    try:
+        image, orientation = _inspect(data[:PROBE_BYTES], kind, spec)
+    except AliyunError as err:
+        if err.kind is Err.IMAGE_FORMAT:  # not parsed within the head: the whole file decides
+            return None
+        raise  # parsed, and refused (its resolution): the same answer the whole file gets
+    image.data = data
+    return image, orientation
 
 
 def _upright(data: bytes, kind: str, spec: ImageSpec) -> tuple[bytes, str]:

@@ -10,8 +10,6 @@ how a non-200 answer is read (SageMaker's error types, ModelError carrying the c
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
 import json
 import math
 import time
@@ -24,6 +22,7 @@ import aiohttp
 import botocore
 import botocore.config
 import botocore.session
+import pybase64
 import structlog
 
 from ..aliyun.errors import AliyunError, Err, invalid
@@ -32,33 +31,12 @@ from ..images import LoadedImage
 from ..observability import metrics
 from .budget import answer_read_cap
 from .credentials import CredentialSource
+from .payload import PACE_BYTES, ImageBody, body_size, digest, image_body, paced, pieces, result_string
 from .sigv4 import sign
 from .timeouts import call_timeout
 
 log = structlog.get_logger("kit")
 OFFLOAD_BYTES = 512 * 1024  # base64, hashing and JSON parsing above this size run in a worker thread
-
-
-def image_body(image: LoadedImage, **extra: Any) -> tuple[bytes, str]:
-    """`{"img": "<base64>", ...}` spliced as bytes (no re-serialising of the base64), and its SHA-256."""
-    tail = b"".join(b"," + json.dumps(k).encode() + b":" + json.dumps(v).encode() for k, v in extra.items())
-    if image.data is None:
-        body = b'{"url":' + json.dumps(image.url).encode() + tail + b"}"
-    else:
-        # One join (one copy, made without the GIL), not three concatenations of the multi-MB base64
-        body = b"".join((b'{"img":"', base64.b64encode(image.data), b'"', tail, b"}"))
-    return body, hashlib.sha256(body).hexdigest()
-
-
-PACE_BYTES = 64 * 1024  # a body larger than this is written in slices of this size
-
-
-async def _paced(body: bytes) -> AsyncIterator[memoryview]:
-    """The body in slices, no copies: aiohttp writes each and lets the socket drain in between, so the
-    loop is never held by one multi-MB send (5.6 MB in one write held it about 30 ms here)."""
-    view = memoryview(body)
-    for start in range(0, len(view), PACE_BYTES):
-        yield view[start:start + PACE_BYTES]
 
 
 ErrorMap = Callable[[str, int, bytes, Mapping[str, str]], AliyunError]
@@ -125,31 +103,36 @@ class KitClient:
 
     async def invoke_image(self, route: str, image: LoadedImage, **extra: Any) -> Any:
         if image.data is not None and len(image.data) > OFFLOAD_BYTES:
-            body, digest = await asyncio.to_thread(image_body, image, **extra)
+            body = await asyncio.to_thread(image_body, image, **extra)
         else:
-            body, digest = image_body(image, **extra)
-        return await self.invoke(route, body, digest)
+            body = image_body(image, **extra)
+        return await self.invoke(route, body, digest(body))
 
     async def invoke_for_image(self, route: str, image: LoadedImage, **extra: Any) -> bytes:
         """Routes that answer `{"result": "<base64 PNG>"}` (segmentation, super-resolution): the PNG bytes."""
         answer = await self.invoke_image(route, image, **extra)
         encoded = answer.get("result") if isinstance(answer, dict) else None
-        if not isinstance(encoded, str):
+        if not isinstance(encoded, str | memoryview):
             log.warning("kit.unexpected_shape", route=route, type=type(answer).__name__)
             raise Err.INTERNAL_ERROR()
         try:
             if len(encoded) > OFFLOAD_BYTES:
-                return await asyncio.to_thread(base64.b64decode, encoded, validate=True)
-            return base64.b64decode(encoded, validate=True)
+                return await asyncio.to_thread(pybase64.b64decode, encoded, validate=True)
+            return pybase64.b64decode(encoded, validate=True)
         except ValueError:
             log.warning("kit.bad_base64", route=route)
             raise Err.INTERNAL_ERROR() from None
 
-    async def invoke(self, route: str, body: bytes, body_sha256: str) -> Any:
+    async def invoke(self, route: str, body: bytes | ImageBody, body_sha256: str) -> Any:
+        """POST `body` (bytes, or an image's body made as it is sent: proxy/kit/payload.py), whose SHA-256
+        is `body_sha256`."""
         url, transport = self._route(route)
         status, raw, headers = await self._send(route, url, transport, body, body_sha256)
         if status != 200:
             raise transport.errors(route, status, raw, headers)
+        result = result_string(raw)  # {"result": "<base64 PNG>"}: its megabytes not parsed as JSON
+        if result is not None:
+            return {"result": result}
         try:
             parsed = await asyncio.to_thread(json.loads, raw) if len(raw) > OFFLOAD_BYTES else json.loads(raw)
         except ValueError:
@@ -179,23 +162,27 @@ class KitClient:
         assert self.sagemaker_url is not None, "KitClient.start() was not awaited"
         return f"{self.sagemaker_url}/endpoints/{quote(endpoint, safe='')}/invocations", self.sagemaker
 
-    async def _send(self, route: str, url: str, transport: Transport, body: bytes,
+    async def _send(self, route: str, url: str, transport: Transport, body: bytes | ImageBody,
                     body_sha256: str) -> tuple[int, bytes, Mapping[str, str]]:
         """POST once, or twice when the first connection could not be made (nothing was sent: safe)."""
         assert self._session is not None, "KitClient.start() was not awaited"
         target = _target(url, transport.connect)
+        size = body_size(body)
         for attempt in (1, 2):
             timeout = aiohttp.ClientTimeout(total=call_timeout(route, self.route_limits, self.default_limit),
                                             sock_connect=self.timeout.sock_connect)
             creds = await self.credentials.frozen()  # re-signed on retry: the signature carries a timestamp
-            headers = sign(url, body, body_sha256, creds, self.region, transport.headers, host=transport.host,
+            # The signer reads only the payload hash, never the body (sigv4._PrehashedSigV4Auth.payload)
+            headers = sign(url, b"", body_sha256, creds, self.region, transport.headers, host=transport.host,
                            service=transport.service)
             started = time.perf_counter()
             status: int | str = "error"
             try:
-                data: bytes | AsyncIterator[memoryview] = body
-                if len(body) > PACE_BYTES:
-                    data, headers = _paced(body), {**headers, "Content-Length": str(len(body))}  # not chunked
+                data: bytes | AsyncIterator[memoryview]
+                if size > PACE_BYTES:
+                    data, headers = paced(body), {**headers, "Content-Length": str(size)}  # not chunked
+                else:
+                    data = b"".join(pieces(body))  # small (a one-piece body is not copied)
                 async with self._session.post(target, data=data, headers=headers, timeout=timeout) as resp:
                     status = resp.status
                     return resp.status, await self._read(route, resp), resp.headers
@@ -216,7 +203,7 @@ class KitClient:
                 seconds = time.perf_counter() - started
                 metrics.KIT_CALLS.labels(route, str(status)).inc()
                 metrics.KIT_SECONDS.labels(route).observe(seconds)
-                log.debug("kit.call", route=route, status=status, bytes_out=len(body), ms=round(seconds * 1000, 1))
+                log.debug("kit.call", route=route, status=status, bytes_out=size, ms=round(seconds * 1000, 1))
         raise AssertionError("unreachable")
 
     async def _read(self, route: str, resp: aiohttp.ClientResponse) -> bytes:

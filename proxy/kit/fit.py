@@ -2,7 +2,8 @@
 
 An image that fits is sent as it is: one length comparison, no decoding. One that does not is re-encoded
 before it is shrunk: the pixels the kit reads (`convert('RGB')`, as its aikits_utils.readimg does) as a
-high-quality JPEG, q92 then q85 at full size; only if that is still too big, shrunk at q85: by the factor
+high-quality JPEG, q92 then q85 at full size (each with standard Huffman tables first, optimized ones if
+only those fit: the same pixels either way); only if that is still too big, shrunk at q85: by the factor
 the JPEG's size suggests, then bisected to within 5% of the largest scale that fits. `sx`/`sy` map the
 kit's coordinates back to the caller's image exactly (original pixels per sent pixel, each axis on its own).
 """
@@ -46,11 +47,16 @@ def fit(image: LoadedImage, max_bytes: int) -> Fitted:
     if fits(image, max_bytes):
         return Fitted(image)
     assert image.data is not None
-    with Image.open(io.BytesIO(image.data)) as img:
-        rgb = img.convert("RGB")
+    rgb = _rgb(image.data)
     width, height = rgb.size
     size = 0
     for quality in QUALITIES:
+        # Standard Huffman tables first: the same pixels as optimized ones, encoded ~3x faster (a 2 MP
+        # noise image: 14 ms, not 45), the file 5-10% larger. Optimized only when that is what fits, and
+        # always before shrinking, whose estimate starts from the optimized size, as it always has.
+        data = _jpeg(rgb, quality, optimize=False)
+        if len(data) <= max_bytes:
+            return Fitted(replace(image, data=data, format="jpeg"), how="jpeg")
         data = _jpeg(rgb, quality)
         size = len(data)
         if size <= max_bytes:
@@ -73,6 +79,14 @@ def fit(image: LoadedImage, max_bytes: int) -> Fitted:
     scale, data = fitting
     w, h = _side(width, scale), _side(height, scale)
     return Fitted(replace(image, data=data, format="jpeg"), width / w, height / h, "jpeg-shrunk")
+
+
+def _rgb(data: bytes) -> Image.Image:
+    """The pixels the kit reads. An RGB file's decoded image is used as it is: convert('RGB') would copy it
+    (8 MB for the bench's 6 MB PNG, with its page faults), the same pixels."""
+    img = Image.open(io.BytesIO(data))
+    img.load()  # reads the whole (in-memory) file: nothing stays open
+    return img if img.mode == "RGB" else img.convert("RGB")
 
 
 def _side(side: int, scale: float) -> int:
@@ -118,7 +132,7 @@ def pad_for_detector(image: LoadedImage) -> LoadedImage:
     return replace(image, data=out.getvalue(), format="png")
 
 
-def _jpeg(rgb: Image.Image, quality: int) -> bytes:
+def _jpeg(rgb: Image.Image, quality: int, optimize: bool = True) -> bytes:
     out = io.BytesIO()
-    rgb.save(out, "JPEG", quality=quality, optimize=True)
+    rgb.save(out, "JPEG", quality=quality, optimize=optimize)
     return out.getvalue()
