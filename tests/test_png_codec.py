@@ -105,3 +105,28 @@ def test_png_stripes_write_every_kind_they_declare(channels, mode):
         png.write(picture[top:top + 7])
     with Image.open(io.BytesIO(png.finish())) as img:
         assert img.mode == mode and np.array_equal(np.asarray(img), picture)
+
+
+def test_an_enlargement_from_pillow_pngs_is_the_float_canvas_blend():
+    """The whole ×4 path after the kit: Pillow-written tile answers (as the kit's), decoded here, stitched,
+    written by stripes and read back by Pillow, against the float-canvas blend of Pillow's own decode of
+    the same tiles (tests/test_tiles.py's reference): PSNR >= 50 dB, no value more than one level off."""
+    from proxy.actions.imageenhan import _decode_tile
+    from proxy.actions.tiles import Stitcher, TilePlan
+    from tests.test_tiles import _float_canvas_blend
+
+    plan, scale = TilePlan.plan(500, 497, 256, 16), 4  # two tiles each way, overlaps on both axes
+    side = plan.xs.size * scale
+    answers = [[_png(_photo(side, side, 10 * r + c), compress_level=6) for c in range(len(row))]
+               for r, row in enumerate(plan.boxes())]
+    png = PngStripes(500 * scale, 497 * scale)
+    stitcher = Stitcher(plan, scale, png.write)
+    for r, row in enumerate(answers):
+        stitcher.add_row(r, [_decode_tile(answer, (side, side), side, side) for answer in row])
+    with Image.open(io.BytesIO(png.finish())) as img:
+        ours = np.asarray(img).astype(np.float64)
+    pillow_tiles = [[np.asarray(Image.open(io.BytesIO(answer))) for answer in row] for row in answers]
+    reference = _float_canvas_blend(plan, pillow_tiles, scale)
+    mse = float(np.mean((ours - reference) ** 2))
+    assert mse == 0 or 10 * np.log10(255 ** 2 / mse) >= 50
+    assert np.abs(ours - reference).max() <= 1
