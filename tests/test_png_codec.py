@@ -130,3 +130,15 @@ def test_an_enlargement_from_pillow_pngs_is_the_float_canvas_blend():
     mse = float(np.mean((ours - reference) ** 2))
     assert mse == 0 or 10 * np.log10(255 ** 2 / mse) >= 50
     assert np.abs(ours - reference).max() <= 1
+
+
+def test_an_image_answer_is_decoded_in_place_and_anything_else_is_left_to_json():
+    from proxy.kit.image_answer import result_image
+
+    assert result_image(b'{"result":"aGVsbG8="}') == b"hello"
+    assert result_image(b' {\n "result" : "aGVsbG8=" }\r\n') == b"hello"  # JSON's own whitespace
+    assert result_image(b'{"result":""}') == b""
+    for other in (b'{"result":"aGVs\\/bG8="}',  # a JSON escape: json.loads must read it
+                  b'{"result":"aGVsbG8=","x":"y"}', b'{"x":"aGVsbG8="}', b'{"result":"aGVsbG8"}',  # bad padding
+                  b'\x0c{"result":"aGVsbG8="}', b'{"result":"', b"[]", b""):
+        assert result_image(other) is None, other

@@ -14,7 +14,6 @@ import base64
 import hashlib
 import json
 import math
-import re
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
@@ -25,7 +24,6 @@ import aiohttp
 import botocore
 import botocore.config
 import botocore.session
-import pybase64
 import structlog
 
 from ..aliyun.errors import AliyunError, Err, invalid
@@ -34,6 +32,7 @@ from ..images import LoadedImage
 from ..observability import metrics
 from .budget import answer_read_cap
 from .credentials import CredentialSource
+from .image_answer import result_image
 from .sigv4 import sign
 from .timeouts import call_timeout
 
@@ -50,26 +49,6 @@ def image_body(image: LoadedImage, **extra: Any) -> tuple[bytes, str]:
         # One join (one copy, made without the GIL), not three concatenations of the multi-MB base64
         body = b"".join((b'{"img":"', base64.b64encode(image.data), b'"', tail, b"}"))
     return body, hashlib.sha256(body).hexdigest()
-
-
-_RESULT_HEAD = re.compile(rb'[ \t\r\n]*\{[ \t\r\n]*"result"[ \t\r\n]*:[ \t\r\n]*"')
-_RESULT_TAIL = re.compile(rb'"[ \t\r\n]*\}[ \t\r\n]*\Z')
-
-
-def result_image(raw: bytes) -> bytes | None:
-    """The image of an answer that is exactly `{"result": "<base64>"}` (the kit's image routes), decoded from
-    the body in place: a JSON parse would make a multi-MB str of it, then ASCII bytes again for base64, and
-    fault in fresh pages for both (40 tiles of 2.7 MB each for a 1920x1080 ×4). pybase64 (SIMD) decodes
-    2.7 MB in well under a millisecond, so this stays on the loop. None for anything else (an error shape,
-    other keys, JSON escapes such as `\\/`, bad base64): that is parsed as JSON, as before."""
-    head = _RESULT_HEAD.match(raw)
-    tail = _RESULT_TAIL.search(raw, max(0, len(raw) - 64))
-    if head is None or tail is None or tail.start() < head.end():
-        return None
-    try:
-        return pybase64.b64decode(memoryview(raw)[head.end():tail.start()], validate=True)
-    except ValueError:  # binascii.Error: a quote, a backslash or anything outside the alphabet
-        return None
 
 
 PACE_BYTES = 64 * 1024  # a body larger than this is written in slices of this size
