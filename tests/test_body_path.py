@@ -19,7 +19,7 @@ from PIL import Image, PngImagePlugin
 from proxy.aliyun.errors import AliyunError
 from proxy.aliyun.request import _Body
 from proxy.images import PROBE_BYTES, LoadedImage, _inspect, _inspect_head
-from proxy.kit.payload import PACE_BYTES, body_size, digest, image_body, pieces, result_string
+from proxy.kit.payload import PACE_BYTES, body_size, digest, image_body, pieces
 from proxy.mappings import ImageSpec
 
 from . import imagegen
@@ -116,16 +116,3 @@ def test_a_header_past_the_head_is_left_to_the_whole_file() -> None:
     assert _inspect_head(data, "png", SPEC) is None
     whole = _outcome(_inspect(data, "png", SPEC))
     assert whole is not None and whole[:5] == (600, 600, 600, 600, 1)
-
-
-@pytest.mark.parametrize("raw", [b'{"result":"QUJD"}', b' {\n "result" :\t"QUJD" }\r\n', b'{"result":""}'])
-def test_a_result_only_answer_is_sliced_as_json_would_read_it(raw: bytes) -> None:
-    sliced = result_string(raw)
-    assert sliced is not None and bytes(sliced).decode() == json.loads(raw)["result"]
-
-
-@pytest.mark.parametrize("raw", [b'{"result":"QU\\/JD"}', b'{"result":"QUJD","x":1}', b'{"x":1,"result":"QUJD"}',
-                                 b'{"result":"QUJD"', b'{"result":"QUJD"}}', b'{"result":5}', b'[{"result":"a"}]',
-                                 b'{\x0c"result":"QUJD"}', b'{"result":"a"b"}'])
-def test_any_other_answer_is_left_to_json(raw: bytes) -> None:
-    assert result_string(raw) is None

@@ -31,7 +31,8 @@ from ..images import LoadedImage
 from ..observability import metrics
 from .budget import answer_read_cap
 from .credentials import CredentialSource
-from .payload import PACE_BYTES, ImageBody, body_size, digest, image_body, paced, pieces, result_string
+from .image_answer import result_image
+from .payload import PACE_BYTES, ImageBody, body_size, digest, image_body, paced, pieces
 from .sigv4 import sign
 from .timeouts import call_timeout
 
@@ -101,18 +102,20 @@ class KitClient:
         if self._session is not None:
             await self._session.close()
 
-    async def invoke_image(self, route: str, image: LoadedImage, **extra: Any) -> Any:
+    async def invoke_image(self, route: str, image: LoadedImage, image_answer: bool = False, **extra: Any) -> Any:
         if image.data is not None and len(image.data) > OFFLOAD_BYTES:
             body = await asyncio.to_thread(image_body, image, **extra)
         else:
             body = image_body(image, **extra)
-        return await self.invoke(route, body, digest(body))
+        return await self.invoke(route, body, digest(body), image_answer)
 
     async def invoke_for_image(self, route: str, image: LoadedImage, **extra: Any) -> bytes:
         """Routes that answer `{"result": "<base64 PNG>"}` (segmentation, super-resolution): the PNG bytes."""
-        answer = await self.invoke_image(route, image, **extra)
+        answer = await self.invoke_image(route, image, image_answer=True, **extra)
+        if isinstance(answer, bytes):
+            return answer
         encoded = answer.get("result") if isinstance(answer, dict) else None
-        if not isinstance(encoded, str | memoryview):
+        if not isinstance(encoded, str):
             log.warning("kit.unexpected_shape", route=route, type=type(answer).__name__)
             raise Err.INTERNAL_ERROR()
         try:
@@ -123,16 +126,16 @@ class KitClient:
             log.warning("kit.bad_base64", route=route)
             raise Err.INTERNAL_ERROR() from None
 
-    async def invoke(self, route: str, body: bytes | ImageBody, body_sha256: str) -> Any:
+    async def invoke(self, route: str, body: bytes | ImageBody, body_sha256: str, image_answer: bool = False) -> Any:
         """POST `body` (bytes, or an image's body made as it is sent: proxy/kit/payload.py), whose SHA-256
-        is `body_sha256`."""
+        is `body_sha256`: the parsed answer; with `image_answer`, the decoded image itself (bytes) when the
+        answer is exactly `{"result": "<base64>"}` (result_image)."""
         url, transport = self._route(route)
         status, raw, headers = await self._send(route, url, transport, body, body_sha256)
         if status != 200:
             raise transport.errors(route, status, raw, headers)
-        result = result_string(raw)  # {"result": "<base64 PNG>"}: its megabytes not parsed as JSON
-        if result is not None:
-            return {"result": result}
+        if image_answer and (image := result_image(raw)) is not None:
+            return image
         try:
             parsed = await asyncio.to_thread(json.loads, raw) if len(raw) > OFFLOAD_BYTES else json.loads(raw)
         except ValueError:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import re
 from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -89,23 +88,3 @@ async def paced(body: bytes | ImageBody) -> AsyncIterator[memoryview]:
             if sent >= YIELD_BYTES:
                 sent = 0
                 await asyncio.sleep(0)
-
-
-_WS = rb"[ \t\n\r]*"  # JSON's whitespace (not \s: that has \f and \v too)
-_RESULT_HEAD = re.compile(_WS + rb'\{' + _WS + rb'"result"' + _WS + rb":" + _WS + rb'"')
-_RESULT_TAIL = re.compile(rb'"' + _WS + rb"\}" + _WS)
-
-
-def result_string(raw: bytes) -> memoryview | None:
-    """The string of an answer that is `{"result": "<string>"}` and nothing else (segmentation and
-    super-resolution answer a base64 PNG so), sliced out: json.loads took 16 ms for a 4 MB PNG's answer,
-    the base64 decode after it 0.4 ms. None for any other answer, or a string with an escape in it (what
-    the JSON string means is then not its bytes): those are parsed as JSON."""
-    head = _RESULT_HEAD.match(raw)
-    if head is None:
-        return None
-    start = head.end()
-    end = raw.find(b'"', start)
-    if end < 0 or _RESULT_TAIL.fullmatch(raw, end) is None or raw.find(b"\\", start, end) >= 0:
-        return None
-    return memoryview(raw)[start:end]
