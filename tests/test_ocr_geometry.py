@@ -146,3 +146,26 @@ def test_shapes_the_kits_detector_crashes_on_are_widened(proxy, files):
     data = json.loads(sdk.ocr_api(proxy.endpoint).recognize_general(api_models.RecognizeGeneralRequest(
         body=io.BytesIO(imagegen.blank_image(800, 16)))).body.data)
     assert (data["prism_wnum"], data["width"], data["height"]) == (0, 800, 16)
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "P", "L", "LA", "I;16"])
+def test_the_tilts_grey_is_pillows_grey_whoever_decodes_it(mode: str) -> None:
+    """libspng decodes 8-bit PNGs for the tilt (3x less CPU); the grey must still be Pillow's to the bit,
+    and a 16-bit PNG (which the two would grey differently) stays with Pillow."""
+    import numpy as np
+    from PIL import Image
+
+    from proxy.actions.ocr_geometry import _png_grey, grey_for_tilt
+
+    rng = np.random.default_rng(7)
+    if mode == "I;16":
+        img = Image.fromarray(rng.integers(0, 65535, (90, 120), dtype=np.uint16))
+    else:
+        img = Image.fromarray(rng.integers(0, 255, (90, 120, 3), dtype=np.uint8)).convert(mode)
+    out = io.BytesIO()
+    img.save(out, "PNG")
+    data = out.getvalue()
+    pixels, scale = grey_for_tilt(data)
+    assert scale == 1.0
+    assert np.array_equal(pixels, np.asarray(Image.open(io.BytesIO(data)).convert("L")))
+    assert (_png_grey(data) is None) == (mode == "I;16")

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pyspng
 from PIL import Image
 
 MAX_ANALYSIS_SIDE = 2048  # the tilt is measured on a copy at most this large (an angle is scale-free)
@@ -32,6 +33,10 @@ MAX_INK_SAMPLES = 20_000  # ink pixels per line used to score an angle
 MIN_INK = 30  # fewer ink pixels than this within the line: no measurement, the level box stands
 ANGLE_STEP = 0.5  # degrees; the grid always holds 0, so level text reads exactly 0
 COARSE_STEP = 2.0  # degrees; the first pass of the search (a multiple of ANGLE_STEP, so it holds 0 too)
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# libspng holds the GIL while it decodes (pyspng releases nothing): ~1.3 ns a pixel here, so up to this
+# many pixels the loop waits under ~3 ms; bigger PNGs go to Pillow, which decodes without the GIL.
+SPNG_MAX_PIXELS = 2_000_000
 
 
 @dataclass(frozen=True)
@@ -97,15 +102,34 @@ def lines_from_image(data: bytes, diagonals: Sequence[Diagonal]) -> list[Line]:
 def grey_for_tilt(data: bytes) -> tuple[np.ndarray, float]:
     """The image in grey, at most MAX_ANALYSIS_SIDE large, and its scale to the image (blocking). Needs no
     line: the caller may decode it while the kit is still reading the same image."""
-    with Image.open(io.BytesIO(data)) as img:
-        full_width = img.size[0]
-        factor = max(1, math.ceil(max(img.size) / MAX_ANALYSIS_SIDE))
-        if img.format == "JPEG" and factor > 1:
-            img.draft("L", (img.size[0] // factor, img.size[1] // factor))  # decode at 1/2, 1/4 or 1/8
-        grey = img.convert("L")
+    grey = _png_grey(data)
+    if grey is not None:
+        full_width = grey.size[0]
+    else:
+        with Image.open(io.BytesIO(data)) as img:
+            full_width = img.size[0]
+            factor = max(1, math.ceil(max(img.size) / MAX_ANALYSIS_SIDE))
+            if img.format == "JPEG" and factor > 1:
+                img.draft("L", (img.size[0] // factor, img.size[1] // factor))  # decode at 1/2, 1/4 or 1/8
+            grey = img.convert("L")
     if max(grey.size) > MAX_ANALYSIS_SIDE:
         grey = grey.reduce(math.ceil(max(grey.size) / MAX_ANALYSIS_SIDE))
     return np.asarray(grey), grey.size[0] / full_width
+
+
+def _png_grey(data: bytes) -> Image.Image | None:
+    """An 8-bit PNG of up to SPNG_MAX_PIXELS decoded by libspng (pyspng), then greyed by Pillow's own
+    RGB→L: the same grey as Pillow's decode gives, at a third of its CPU (4 MB noise PNG: 3.3 ms against
+    9.2). None for anything else (16-bit PNGs too: Pillow clips those where libspng scales them), which
+    Pillow then decodes."""
+    if not data.startswith(PNG_SIGNATURE) or len(data) < 33 or data[24] > 8:  # IHDR's bit depth
+        return None
+    if int.from_bytes(data[16:20]) * int.from_bytes(data[20:24]) > SPNG_MAX_PIXELS:  # IHDR's width, height
+        return None
+    try:
+        return Image.fromarray(pyspng.load(data, format="RGB")).convert("L")
+    except RuntimeError:  # libspng refused it: Pillow decides (and raises the error the caller expects)
+        return None
 
 
 def tilted_lines(grey: tuple[np.ndarray, float], diagonals: Sequence[Diagonal]) -> list[Line]:
