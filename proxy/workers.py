@@ -5,8 +5,9 @@ Why not asyncio's default pool: it has min(32, cpus + 4) threads, so a few big r
 many threads of C code (which release the GIL) on every core, and the event loop thread waits for a core
 like any of them: on 2 cores, 4 MB bodies at concurrency 8 showed 20-40 ms of loop lag while no single step
 of the loop took over ~2 ms. This pool has one thread fewer than the usable cores (at least one), so the
-loop keeps a core. I/O-bound work (result files, boto3, credentials, shadow records) stays on the default
-pool: it mostly waits and must not queue behind a decode.
+loop keeps a core, and its threads run at a lower priority (nice +NICE), so the loop also wins a core it
+has to share (with another process, or on a 1-core pod). I/O-bound work (result files, boto3, credentials,
+shadow records) stays on the default pool: it mostly waits and must not queue behind a decode.
 
 Usable cores: the process's CPU affinity, capped by the cgroup v2 quota (`/sys/fs/cgroup/cpu.max`) when
 there is one: a container with a CPU limit sees all the node's cores in os.cpu_count(), and threads beyond
@@ -16,9 +17,12 @@ its quota only get the whole cgroup, loop included, throttled for the rest of ea
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
 import os
+import sys
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -27,6 +31,7 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+NICE = 10  # the pool's threads yield to the loop's: CFS gives a nice-10 thread ~1/10 of a nice-0 one's share
 
 _pool: ThreadPoolExecutor | None = None
 _pool_size = 0
@@ -81,8 +86,18 @@ def _executor() -> ThreadPoolExecutor:
     global _pool, _pool_size
     if _pool is None:  # lazily: code run outside the app (tests, the CLI) gets the configured or default size
         _pool_size = size_for(_threads)
-        _pool = ThreadPoolExecutor(_pool_size, thread_name_prefix="image-cpu")
+        _pool = ThreadPoolExecutor(_pool_size, thread_name_prefix="image-cpu", initializer=_lower_priority)
     return _pool
+
+
+def _lower_priority() -> None:
+    """Each pool thread's own nice value, +NICE (Linux: a nice value is per thread; raising it needs no
+    privilege). When the loop and image work want the same core, the loop runs first: a thread wakes
+    the loop with its answer, and the loop was measured waiting behind the pool's threads for a core."""
+    if sys.platform == "linux":
+        with contextlib.suppress(OSError):
+            tid = threading.get_native_id()
+            os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + NICE)
 
 
 def shutdown() -> None:

@@ -4,6 +4,8 @@ where a cgroup v2 CPU quota (cpu.max's text, given here as input) caps the CPU a
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 import threading
 import time
 
@@ -63,6 +65,14 @@ async def test_shutdown_lets_given_work_finish_and_a_later_call_starts_a_new_poo
     workers.shutdown()  # returns at once; the call in progress still answers
     assert (await running).startswith("image-cpu")
     assert await workers.cpu(sum, [1, 2, 3]) == 6  # a new pool, of the configured size
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="a per-thread nice value is Linux's")
+async def test_pool_threads_yield_the_core_to_the_loop():
+    mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    theirs = await workers.cpu(lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+    assert theirs == min(19, mine + workers.NICE)
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine  # the loop's own is unchanged
 
 
 def _blocking_name(seconds: float) -> str:
