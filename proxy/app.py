@@ -19,7 +19,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from . import mappings
+from . import mappings, workers
 from .actions import CONVERTERS, Backends, Call
 from .aliyun import serialize
 from .aliyun.errors import AliyunError, Err, invalid
@@ -228,6 +228,7 @@ async def start_services(settings: Settings, registry: mappings.Registry) -> Ser
                     route_timeouts=settings.kit_route_timeouts.model_dump(),
                     sagemaker_timeout=settings.kit_sagemaker_timeout_seconds)
     pixel_budget = PixelBudget(settings.decode_budget_bytes, settings.decode_wait_seconds)
+    log.info("workers.image_threads", threads=workers.configure(settings.image_threads))  # proxy/workers.py
     return_freed_buffers_to_the_os()
     images = ImageLoader(settings.fetch_allow, settings.fetch_timeout_seconds, settings.fetch_max_bytes,
                          pass_url=settings.image_mode == "pass-url", budget=pixel_budget)
@@ -310,6 +311,7 @@ async def stop_services(services: Services) -> None:
     await services.auth.nonces.close()
     if services.local is not None:
         await services.local.close()
+    workers.shutdown()
 
 
 def build_registry(settings: Settings) -> mappings.Registry:

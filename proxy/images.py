@@ -6,7 +6,6 @@ resolver and every socket the connector opens. Redirects are followed by hand so
 
 from __future__ import annotations
 
-import asyncio
 import io
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -18,6 +17,7 @@ import aiohttp
 from PIL import Image, ImageOps, UnidentifiedImageError
 from yarl import URL
 
+from . import workers
 from .aliyun.errors import AliyunError, Err
 from .mappings import ImageSpec
 from .pixels import PixelBudget, rotation_bytes
@@ -129,11 +129,11 @@ class ImageLoader:
         # off it. Rotating decodes: off it.
         inspected = _inspect(data, kind, spec) if len(data) <= INLINE_INSPECT_BYTES else _inspect_head(data, kind, spec)
         if inspected is None:
-            inspected = await asyncio.to_thread(_inspect, data, kind, spec)
+            inspected = await workers.cpu(_inspect, data, kind, spec)
         image, orientation = inspected
         if orientation in (2, 3, 4, 5, 6, 7, 8):  # turning it upright decodes it: within the pixel budget
             async with self.budget.hold(rotation_bytes(image.org_width, image.org_height)):
-                image.data, image.format = await asyncio.to_thread(_upright, data, kind, spec)
+                image.data, image.format = await workers.cpu(_upright, data, kind, spec)
         return image
 
     async def _check_resolves(self, host: str, fail: Fail) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from .. import workers
 from ..aliyun.errors import AliyunError, Err
 from ..images import LoadedImage, undecodable
 from ..pixels import enlargement_bytes
@@ -55,7 +56,7 @@ async def _enlarge_and_store(call: Call, factor: int, fmt: str, quality: int) ->
     tile = call.settings.sr_tile_size_x4 if kit_factor(factor) == 4 else call.settings.sr_tile_size_x2
     async with call.backends.budget.hold(enlargement_bytes(image.width, image.height, factor, tile, max_short)):
         with undecodable(call.spec.image):  # truncated or corrupt pixel data: the caller's bad image
-            src, has_alpha = await asyncio.to_thread(_decode, image.data, max_short)
+            src, has_alpha = await workers.cpu(_decode, image.data, max_short)
         if has_alpha:
             fmt = "png"  # Aliyun: an RGBA input forces PNG output
         height, width = src.shape[:2]
@@ -63,7 +64,7 @@ async def _enlarge_and_store(call: Call, factor: int, fmt: str, quality: int) ->
         if fmt == "png" and factor == scale:  # encoded as it is stitched: no full-size picture in memory
             png = PngStripes(width * scale, height * scale)
             await enlarge(call, src, factor, png.write)
-            data = await asyncio.to_thread(png.finish)
+            data = await workers.cpu(png.finish)
         else:  # JPEG, BMP, or a resize after the kit's factor: the picture is needed whole
             canvas = Image.new("RGB", (width * scale, height * scale))
             top = [0]
@@ -74,9 +75,9 @@ async def _enlarge_and_store(call: Call, factor: int, fmt: str, quality: int) ->
 
             await enlarge(call, src, factor, paste)
             if factor != scale:
-                canvas = await asyncio.to_thread(canvas.resize, (width * factor, height * factor),
-                                                 Image.Resampling.LANCZOS)
-            data = await asyncio.to_thread(_encode, canvas, fmt, quality)
+                canvas = await workers.cpu(canvas.resize, (width * factor, height * factor),
+                                           Image.Resampling.LANCZOS)
+            data = await workers.cpu(_encode, canvas, fmt, quality)
     return await call.store(data, fmt, FORMATS[fmt][1])
 
 
@@ -98,10 +99,10 @@ async def enlarge(call: Call, src: np.ndarray, factor: int, sink: Sink) -> None:
     async def one(box: tuple[int, int, int, int]) -> np.ndarray:
         left, top, right, bottom = box
         async with limit:
-            tile = await asyncio.to_thread(_png_tile, src[top:bottom, left:right], scale)
+            tile = await workers.cpu(_png_tile, src[top:bottom, left:right], scale)
             png = await call.kit.invoke_for_image(call.kit_route, tile, scale=scale)
-            return await asyncio.to_thread(_decode_tile, png, (tile.width * scale, tile.height * scale),
-                                           (right - left) * scale, (bottom - top) * scale)
+            return await workers.cpu(_decode_tile, png, (tile.width * scale, tile.height * scale),
+                                     (right - left) * scale, (bottom - top) * scale)
 
     async def row(boxes: list[tuple[int, int, int, int]]) -> list[np.ndarray]:
         async with asyncio.TaskGroup() as group:  # one failed tile cancels the rest: nothing half-made is kept
@@ -109,12 +110,12 @@ async def enlarge(call: Call, src: np.ndarray, factor: int, sink: Sink) -> None:
         return [t.result() for t in tasks]
 
     rows = plan.boxes()
-    stitcher = await asyncio.to_thread(Stitcher, plan, scale, sink)
+    stitcher = await workers.cpu(Stitcher, plan, scale, sink)
     pending = {i: asyncio.create_task(row(rows[i])) for i in range(min(2, len(rows)))}
     try:
         for i in range(len(rows)):
             tiles = await pending.pop(i)
-            await asyncio.to_thread(stitcher.add_row, i, tiles)
+            await workers.cpu(stitcher.add_row, i, tiles)
             del tiles
             if i + 2 < len(rows):  # row i+1 is already on its way: two rows in flight at most
                 pending[i + 2] = asyncio.create_task(row(rows[i + 2]))

@@ -8,7 +8,6 @@ the image's place in the copy, and every `ReturnForm` is composed at the origina
 
 from __future__ import annotations
 
-import asyncio
 import io
 import math
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from .. import workers
 from ..config import KitLimits
 from ..images import LoadedImage, undecodable
 from ..kit.budget import max_image_bytes
@@ -53,10 +53,10 @@ async def _matting(call: Call, form: str | None) -> str:
     assert image.data is not None
     async with call.backends.budget.hold(matting_bytes(image.width, image.height)):
         with undecodable(call.spec.image):  # decoded once: for the kit's copy, then for the result
-            photo, for_kit, box = await asyncio.to_thread(_prepare, image, call.settings.kit_limits)
+            photo, for_kit, box = await workers.cpu(_prepare, image, call.settings.kit_limits)
         matte = await call.kit.invoke_for_image(call.kit_route, for_kit)
         with undecodable(call.spec.image):
-            png = await asyncio.to_thread(compose, photo, matte, form, box)
+            png = await workers.cpu(compose, photo, matte, form, box)
     return await call.store(png, "png", "image/png")
 
 

@@ -19,6 +19,7 @@ import numpy as np
 import structlog
 from pydantic import BaseModel, ValidationError
 
+from .. import workers
 from ..aliyun.errors import AliyunError, Err
 from ..aliyun.serialize import COMPACT
 from ..images import LoadedImage
@@ -67,12 +68,12 @@ async def _fitted(call: Call, image: LoadedImage) -> Fitted:
     side the kit's detector would round to nothing widened first (the kit's Lambda crashes on it)."""
     try:
         if needs_padding(image):
-            image = await asyncio.to_thread(pad_for_detector, image)
+            image = await workers.cpu(pad_for_detector, image)
         max_bytes = budget.max_image_bytes(call.settings.kit_limits)
         if fits(image, max_bytes):
             return Fitted(image)
         async with call.backends.budget.hold(fitting_bytes(image.width, image.height)):  # a full decode
-            fitted = await asyncio.to_thread(fit, image, max_bytes)
+            fitted = await workers.cpu(fit, image, max_bytes)
     except CannotFit:
         log.warning("ocr.cannot_fit", bytes=len(image.data or b""), budget=max_bytes)
         raise Err.IMAGE_SIZE(f"the image does not fit the backend's {max_bytes}-byte limit") from None
@@ -98,7 +99,7 @@ async def recognise(call: Call) -> tuple[LoadedImage, list[tuple[KitLine, Line]]
             # Decoded in grey while the kit reads the same image: the tilt then costs no added latency.
             await stack.enter_async_context(call.backends.budget.hold(tilt_bytes(sent.image.width,
                                                                                   sent.image.height)))
-            grey = asyncio.create_task(asyncio.to_thread(grey_for_tilt, data))
+            grey = asyncio.create_task(workers.cpu(grey_for_tilt, data))
             stack.push_async_callback(_settled, grey)  # the decode ends before its reservation does
         try:
             answer = await call.kit.invoke_image(call.kit_route, sent.image)
@@ -111,7 +112,7 @@ async def recognise(call: Call) -> tuple[LoadedImage, list[tuple[KitLine, Line]]
         rects = [level_box(d) for d in diagonals]
         try:
             if grey is not None and lines:
-                rects = await asyncio.to_thread(tilted_lines, await grey, diagonals)
+                rects = await workers.cpu(tilted_lines, await grey, diagonals)
             elif data is not None and lines:
                 async with call.backends.budget.hold(tilt_bytes(sent.image.width, sent.image.height)):
                     rects = lines_from_image(data, diagonals)  # small (well under 1 ms): no thread hop

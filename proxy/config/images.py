@@ -20,6 +20,9 @@ class ImageSettings(BaseModel):
     # Helm chart's 2 GiB limit ~1 GiB for the process itself and the encoded bodies, images and answers in flight
     decode_budget_bytes: int = Field(1024 * MiB, ge=16 * MiB)
     decode_wait_seconds: float = Field(5.0, ge=0, description="wait for budget this long, then Throttling")
+    # threads for CPU-bound image work (proxy/workers.py); 0: one fewer than the usable cores (affinity and
+    # cgroup CPU quota), at least one, so the event loop keeps a core
+    image_threads: int = Field(0, ge=0, le=256)
 
     _parse_allow = field_validator("fetch_allow", mode="before")(split_list)
 

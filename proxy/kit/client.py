@@ -25,6 +25,7 @@ import botocore.session
 import pybase64
 import structlog
 
+from .. import workers
 from ..aliyun.errors import AliyunError, Err, invalid
 from ..config import KitLimits
 from ..images import LoadedImage
@@ -104,7 +105,7 @@ class KitClient:
 
     async def invoke_image(self, route: str, image: LoadedImage, image_answer: bool = False, **extra: Any) -> Any:
         if image.data is not None and len(image.data) > OFFLOAD_BYTES:
-            body = await asyncio.to_thread(image_body, image, **extra)
+            body = await workers.cpu(image_body, image, **extra)
         else:
             body = image_body(image, **extra)
         return await self.invoke(route, body, digest(body), image_answer)
@@ -120,7 +121,7 @@ class KitClient:
             raise Err.INTERNAL_ERROR()
         try:
             if len(encoded) > OFFLOAD_BYTES:
-                return await asyncio.to_thread(pybase64.b64decode, encoded, validate=True)
+                return await workers.cpu(pybase64.b64decode, encoded, validate=True)
             return pybase64.b64decode(encoded, validate=True)
         except ValueError:
             log.warning("kit.bad_base64", route=route)
@@ -137,7 +138,7 @@ class KitClient:
         if image_answer and (image := result_image(raw)) is not None:
             return image
         try:
-            parsed = await asyncio.to_thread(json.loads, raw) if len(raw) > OFFLOAD_BYTES else json.loads(raw)
+            parsed = await workers.cpu(json.loads, raw) if len(raw) > OFFLOAD_BYTES else json.loads(raw)
         except ValueError:
             log.warning("kit.bad_json", route=route)
             raise Err.INTERNAL_ERROR() from None

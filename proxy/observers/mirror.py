@@ -18,6 +18,7 @@ from typing import Any
 import aiohttp
 import structlog
 
+from .. import workers
 from ..aliyun.errors import AliyunError
 from ..aliyun.request import InboundRequest, new_request_id
 from ..config import Settings
@@ -134,7 +135,7 @@ class Mirror:
                       **self.settings.shadow_thresholds.get(spec.action, {})}
         family = spec.compare.family if spec.compare else None
         async with self.images.budget.hold(comparison_bytes(family, primary.image, secondary.image)):
-            scores, outcome = await asyncio.to_thread(_judge, spec.compare, primary, secondary, thresholds, noise)
+            scores, outcome = await workers.cpu(_judge, spec.compare, primary, secondary, thresholds, noise)
         mode = mode or self.settings.shadow_mode
         self._report(first, mode, primary, secondary, scores, outcome, noise)
         images = {"primary": primary.image, "secondary": secondary.image, "input": aws_ex.input_image}
@@ -210,7 +211,7 @@ class Mirror:
             return _noise_failed(spec.action, code)
         family = spec.compare.family if spec.compare else None
         async with self.images.budget.hold(comparison_bytes(family, primary.image, again.image)):
-            scores = await asyncio.to_thread(_scores, spec.compare, primary, again)
+            scores = await workers.cpu(_scores, spec.compare, primary, again)
         if scores is None:
             return _noise_failed(spec.action, "no comparable result")
         metrics.SHADOW_NOISE.labels("measured").inc()
