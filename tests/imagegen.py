@@ -69,6 +69,13 @@ def texture(w: int = 128, h: int = 96) -> Image.Image:
     return image
 
 
+def texture_png(w: int = 128, h: int = 96) -> bytes:
+    """`texture(w, h)` as a PNG file."""
+    out = io.BytesIO()
+    texture(w, h).save(out, "PNG")
+    return out.getvalue()
+
+
 def board(lines: list[tuple[str, int, int, int]], size: tuple[int, int], angle: float = 0, noise: int = 0,
           fmt: str = "PNG", quality: int = 95, seed: int = 0) -> tuple[bytes, list[tuple[str, float, float]]]:
     """A whiteboard: each (text, x, y, font size) drawn black, optionally on grey noise of amplitude `noise`

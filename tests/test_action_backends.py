@@ -5,7 +5,6 @@ Runtime front."""
 
 from __future__ import annotations
 
-import io
 import json
 import subprocess
 import sys
@@ -19,21 +18,15 @@ from proxy.config import ConfigError, load_settings
 from tests import sdk
 from tests.conftest import CALLER_KEYS
 from tests.harness import AppServer, ProxyServer, clean_env, free_port, metric_value, serve_files
-from tests.imagegen import texture
+from tests.imagegen import texture_png
 from tests.kit_faults import FaultKit, remote_kit_proxy
-
-
-def _png(width: int = 96, height: int = 80) -> bytes:
-    out = io.BytesIO()
-    texture(width, height).save(out, "PNG")
-    return out.getvalue()
 
 
 def test_common_image_goes_to_its_own_backend_and_body_stays_on_the_kit() -> None:
     kit, own = FaultKit(), FaultKit()
     kit.fault = own.fault = "matte"
     with AppServer(kit.app) as kit_server, AppServer(own.app) as own_server, \
-            serve_files({"/photo.png": _png()}) as pictures, \
+            serve_files({"/photo.png": texture_png(96, 80)}) as pictures, \
             remote_kit_proxy(kit_url=kit_server.url, action_backends={
                 "SegmentCommonImage": {"url": own_server.url, "stage": "v1", "route": "object-segmentation"}}
             ) as proxy:
@@ -52,7 +45,7 @@ def test_common_image_goes_to_its_own_backend_and_body_stays_on_the_kit() -> Non
 def test_override_without_url_changes_only_the_route_on_the_kit() -> None:
     kit = FaultKit()
     kit.fault = "matte"
-    with AppServer(kit.app) as kit_server, serve_files({"/photo.png": _png()}) as pictures, \
+    with AppServer(kit.app) as kit_server, serve_files({"/photo.png": texture_png(96, 80)}) as pictures, \
             remote_kit_proxy(kit_url=kit_server.url,
                              action_backends={"SegmentBody": {"route": "general-segmentation"}}) as proxy:
         client = sdk.imageseg(proxy.endpoint)
@@ -93,7 +86,7 @@ def test_sagemaker_transport_signs_for_sagemaker_and_names_the_endpoint(tmp_path
         return metric_value("vision_proxy_kit_calls_total", route=route, status=status)
 
     request = enhan.MakeSuperResolutionImageRequest(upscale_factor=2, output_format="png")
-    with serve_files({"/small.png": _png(64, 48)}) as pictures:
+    with serve_files({"/small.png": texture_png(64, 48)}) as pictures:
         request.url = f"{pictures.url}/small.png"
         for endpoint, status in (("super-resolution", "200"), ("no-such-endpoint", "400")):
             before = calls("MakeSuperResolutionImage", status), calls("super_resolution", "200")

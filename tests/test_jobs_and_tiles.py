@@ -19,7 +19,7 @@ from proxy.actions.imageenhan import kit_factor
 from tests import sdk
 from tests.conftest import CALLER_KEYS
 from tests.harness import AppServer, ProxyServer, serve_files
-from tests.imagegen import texture
+from tests.imagegen import texture_png
 from tests.kit_faults import remote_kit_proxy
 from tests.test_sdk_vision import poll
 
@@ -110,9 +110,7 @@ def test_failed_job_reports_the_aliyun_error(kit, sr_proxy, images):
 
 @pytest.fixture(scope="module")
 def texture_server() -> Iterator[AppServer]:
-    out = io.BytesIO()
-    texture(200, 150).save(out, "PNG")
-    data = out.getvalue()
+    data = texture_png(200, 150)
 
     with serve_files({"/t.png": data}) as server:
         yield server
@@ -184,10 +182,8 @@ def test_a_failing_store_does_not_kill_the_job_workers(kit, sr_proxy, small_png)
 def test_generate_first_reduces_a_short_side_over_the_mappings_bound(kit, tmp_path):
     """GenerateSuperResolutionImage's mapping says a short side over 1080 px is resized down to 1080 first
     (image.reduce_short_side), as Aliyun does; MakeSuperResolutionImage's says nothing of the kind."""
-    out = io.BytesIO()
-    texture(1300, 1200).save(out, "PNG")
     kit[0].fail_after, kit[0].calls = 10_000, 0
-    with serve_files({"/big.png": out.getvalue()}) as files, \
+    with serve_files({"/big.png": texture_png(1300, 1200)}) as files, \
             remote_kit_proxy(kit_url=kit[1].url, data_dir=tmp_path, kit_timeout_seconds=5) as proxy:
         client = sdk.imageenhan(proxy.endpoint)
         job = client.generate_super_resolution_image(enhan.GenerateSuperResolutionImageRequest(

@@ -3,7 +3,6 @@ itself allows, and the opt-in keep-warm sends tiny signed calls that a SigV4-che
 
 from __future__ import annotations
 
-import io
 import json
 import time
 from collections.abc import Iterator
@@ -16,7 +15,7 @@ from proxy.config import KitRoutes, Settings
 from proxy.kit.local.server import LocalBackend
 from tests import sdk
 from tests.harness import LoopThread, ProxyServer, metric_value, proxy_with_aws_keys, serve_files
-from tests.imagegen import texture
+from tests.imagegen import texture_png
 from tests.kit_faults import remote_kit_proxy
 from tests.test_sdk_vision import download, poll
 
@@ -70,9 +69,7 @@ def test_keep_warm_is_off_by_default():
 
 @pytest.fixture(scope="module")
 def picture() -> Iterator[str]:
-    out = io.BytesIO()
-    texture(160, 96).save(out, "PNG")  # one tile at either factor
-    with serve_files({"/t.png": out.getvalue()}) as server:
+    with serve_files({"/t.png": texture_png(160, 96)}) as server:  # one tile at either factor
         yield f"{server.url}/t.png"
 
 

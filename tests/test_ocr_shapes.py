@@ -20,7 +20,7 @@ from alibabacloud_tea_openapi.exceptions import ClientException
 
 from tests import sdk
 from tests.harness import AppServer, serve_files
-from tests.imagegen import texture
+from tests.imagegen import texture_png
 
 ISSUE_SIZES = [(1, 1000), (1000, 1), (3, 5), (20000, 200)]  # the shapes issue 10 names: none admitted
 # the extremes each family admits (sides over 15 px; ocr-api: under 8192 px, aspect at most 50)
@@ -29,14 +29,8 @@ API_ACTIONS = ["RecognizeGeneral", "RecognizeBasic", "RecognizeAdvanced", "Recog
                "RecognizeAllText"]
 
 
-def _png(size: tuple[int, int]) -> bytes:
-    out = io.BytesIO()
-    texture(*size).save(out, "PNG")
-    return out.getvalue()
-
-
 SIZES = sorted({*ISSUE_SIZES, *ADMITTED["ocr"], *ADMITTED["ocr-api"]})
-PNGS = {size: _png(size) for size in SIZES}
+PNGS = {size: texture_png(*size) for size in SIZES}
 
 
 @pytest.fixture(scope="module")

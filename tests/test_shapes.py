@@ -22,7 +22,7 @@ from PIL import Image
 
 from tests import sdk
 from tests.harness import AppServer, serve_files
-from tests.imagegen import texture
+from tests.imagegen import texture, texture_png
 from tests.test_sdk_vision import download, poll
 
 ISSUE_SIZES = [(1, 1000), (1000, 1), (3, 5), (20000, 200)]  # the shapes issue 10 names
@@ -39,15 +39,9 @@ ADMITTED = {
 CASES = [(action, size) for action, extra in ADMITTED.items() for size in sorted({*ISSUE_SIZES, *extra})]
 
 
-def _png(size: tuple[int, int]) -> bytes:
-    out = io.BytesIO()
-    texture(*size).save(out, "PNG")
-    return out.getvalue()
-
-
 @pytest.fixture(scope="module")
 def shapes() -> Iterator[AppServer]:
-    with serve_files({f"/{w}x{h}.png": _png((w, h)) for _, (w, h) in CASES}) as server:
+    with serve_files({f"/{w}x{h}.png": texture_png(w, h) for _, (w, h) in CASES}) as server:
         yield server
 
 

@@ -156,12 +156,11 @@ def test_segment_body_advance(uproxy, tls_files, portrait, way):
 
 
 def test_make_super_resolution_image_advance(uproxy, tls_files, way):
-    small = io.BytesIO()
-    imagegen.texture(96, 64).save(small, "PNG")
+    small = imagegen.texture_png(96, 64)
     before = own_reads(uproxy)
     c = client(sdk.imageenhan, uproxy, tls_files[0], way)
     resp = c.make_super_resolution_image_advance(enhan.MakeSuperResolutionImageAdvanceRequest(
-        url_object=io.BytesIO(small.getvalue()), upscale_factor=2), RuntimeOptions())
+        url_object=io.BytesIO(small), upscale_factor=2), RuntimeOptions())
     big = fetch(resp.body.data.url, tls_files[0])
     assert big.size == (192, 128)
     assert own_reads(uproxy) == before + 1
@@ -215,12 +214,11 @@ def test_segment_hd_common_image_advance_async(uproxy, tls_files, portrait, way)
 
 
 def test_generate_super_resolution_image_advance_async(uproxy, tls_files, way):
-    small = io.BytesIO()
-    imagegen.texture(80, 48).save(small, "PNG")
+    small = imagegen.texture_png(80, 48)
     before = own_reads(uproxy)
     c = client(sdk.imageenhan, uproxy, tls_files[0], way)
     submitted = c.generate_super_resolution_image_advance(enhan.GenerateSuperResolutionImageAdvanceRequest(
-        image_url_object=io.BytesIO(small.getvalue()), scale=2), RuntimeOptions())
+        image_url_object=io.BytesIO(small), scale=2), RuntimeOptions())
     data = _poll(c, enhan, submitted.body.request_id)
     assert data.status == "PROCESS_SUCCESS", (data.error_code, data.error_message)
     assert fetch(json.loads(data.result)["ResultUrl"], tls_files[0]).size == (160, 96)
