@@ -28,12 +28,13 @@ import numpy as np
 import pyspng
 from PIL import Image
 
+from .pngstripes import SIGNATURE
+
 MAX_ANALYSIS_SIDE = 2048  # the tilt is measured on a copy at most this large (an angle is scale-free)
 MAX_INK_SAMPLES = 20_000  # ink pixels per line used to score an angle
 MIN_INK = 30  # fewer ink pixels than this within the line: no measurement, the level box stands
 ANGLE_STEP = 0.5  # degrees; the grid always holds 0, so level text reads exactly 0
 COARSE_STEP = 2.0  # degrees; the first pass of the search (a multiple of ANGLE_STEP, so it holds 0 too)
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # libspng holds the GIL while it decodes (pyspng releases nothing): 2-6 ns a pixel in the server, so up to
 # this many pixels the loop waits ~1 ms at most. Bigger PNGs go to Pillow, which decodes without the GIL:
 # measured at 4 MB (1.4 MP), libspng's lower CPU (26 against 30 ms a request) cost 9-13 ms of loop lag
@@ -124,7 +125,7 @@ def _png_grey(data: bytes) -> Image.Image | None:
     RGB→L: the same grey as Pillow's decode gives, for half its CPU (50 KB noise PNG: 56 against 112 µs).
     None for anything else (16-bit PNGs too: Pillow clips those where libspng scales them), which Pillow
     then decodes."""
-    if not data.startswith(PNG_SIGNATURE) or len(data) < 33 or data[24] > 8:  # IHDR's bit depth
+    if not data.startswith(SIGNATURE) or len(data) < 33 or data[24] > 8:  # IHDR's bit depth
         return None
     if int.from_bytes(data[16:20]) * int.from_bytes(data[20:24]) > SPNG_MAX_PIXELS:  # IHDR's width, height
         return None

@@ -16,7 +16,8 @@ import numpy as np
 import pyspng
 from isal import isal_zlib
 
-SIGNATURE = b"\x89PNG\r\n\x1a\n"
+from .pngstripes import SIGNATURE
+
 IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"
 STORED_MAX = 65535  # bytes in one stored deflate block
 INFLATE_ERROR = cast("type[Exception]", isal_zlib.error)  # a class at run time; its stub says an instance
