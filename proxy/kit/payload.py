@@ -15,7 +15,7 @@ import asyncio
 import hashlib
 import json
 from collections.abc import AsyncIterator, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pybase64
@@ -58,7 +58,7 @@ def image_body(image: LoadedImage, **extra: Any) -> bytes | ImageBody:
     for piece in unhashed.slices():
         digest.update(piece)
         size += len(piece)
-    return ImageBody(unhashed.head, unhashed.image, unhashed.tail, digest.hexdigest(), size)
+    return replace(unhashed, sha256=digest.hexdigest(), size=size)
 
 
 def digest(body: bytes | ImageBody) -> str:
