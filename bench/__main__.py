@@ -208,7 +208,7 @@ def _ratio(a: float, b: float) -> float:
     return a / b if b else float("nan")  # CPU time counts in clock ticks: a tiny job may read 0
 
 
-async def run(fleet: Fleet, profile: Profile, lag_file: str, data_dir: str) -> list[dict[str, Any]]:
+async def run(fleet: Fleet, profile: Profile, lag_file: str, data_dir: str, only: str = "") -> list[dict[str, Any]]:
     task = asyncio.current_task()
     assert task is not None
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)  # like Ctrl-C: unwind, clean up
@@ -224,7 +224,7 @@ async def run(fleet: Fleet, profile: Profile, lag_file: str, data_dir: str) -> l
     connector = aiohttp.TCPConnector(limit=profile.concurrency)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=120)) as session:
         await wait_ready(session, f"http://127.0.0.1:{proxy}/", fleet)
-        for case in cases(stub):
+        for case in (c for c in cases(stub) if only in c.name):
             b = Target(f"http://127.0.0.1:{base}/{case.query}", case.body, case.headers)
             need = 1 + (profile.heavy if case.heavy else profile.warmup + profile.count + profile.max_requests)
             p = Target(f"http://127.0.0.1:{proxy}/{case.query}", case.body, case.headers,
@@ -293,6 +293,7 @@ def main() -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a short run (fewer requests, shorter bursts)")
     parser.add_argument("--no-json", action="store_true", help="do not write bench/results/*.json")
+    parser.add_argument("--only", metavar="TEXT", help="run only the scenarios whose name contains TEXT")
     args = parser.parse_args()
     profile = QUICK if args.quick else FULL
     fleet = Fleet()
@@ -300,7 +301,7 @@ def main() -> int:
     cores.available()  # the cores there are, before the bench pins itself to one
     try:
         with tempfile.TemporaryDirectory(prefix="vision-bench-") as tmp:
-            rows = asyncio.run(run(fleet, profile, f"{tmp}/lag.txt", f"{tmp}/data"))
+            rows = asyncio.run(run(fleet, profile, f"{tmp}/lag.txt", f"{tmp}/data", args.only or ""))
     except (KeyboardInterrupt, asyncio.CancelledError):
         print("bench: interrupted", file=sys.stderr)
         return 130

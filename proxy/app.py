@@ -43,7 +43,7 @@ from .observers.coverage import CoverageObserver
 from .observers.log import log_exchange
 from .observers.metrics import observe_metrics
 from .observers.mirror import AwsAnswer, Mirror
-from .pixels import PixelBudget, return_freed_buffers_to_the_os
+from .pixels import PixelBudget, tune_malloc
 from .results import LocalResultStore, ResultStore, open_store
 from .shadow.aliyun import AliyunClient
 from .shadow.records import STORE_SUBDIR, RecordStore
@@ -229,7 +229,7 @@ async def start_services(settings: Settings, registry: mappings.Registry) -> Ser
                     sagemaker_timeout=settings.kit_sagemaker_timeout_seconds)
     pixel_budget = PixelBudget(settings.decode_budget_bytes, settings.decode_wait_seconds)
     log.info("workers.image_threads", threads=workers.configure(settings.image_threads))  # proxy/workers.py
-    return_freed_buffers_to_the_os()
+    tune_malloc()
     images = ImageLoader(settings.fetch_allow, settings.fetch_timeout_seconds, settings.fetch_max_bytes,
                          pass_url=settings.image_mode == "pass-url", budget=pixel_budget)
     await kit.start()
