@@ -5,6 +5,7 @@ is covered by test_ocr_payload.py and test_sdk_ocr.py."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import io
@@ -50,7 +51,7 @@ def test_a_body_shorter_than_announced_is_what_arrived() -> None:
 @pytest.mark.parametrize("extra", [{}, {"scale": 4, "type": "foreground"}])
 def test_the_kit_body_in_slices_is_the_whole_body(size: int, extra: dict[str, object]) -> None:
     data = os.urandom(size)
-    body = image_body(LoadedImage(data, "png", 1, 1, 1, 1), **extra)
+    body = asyncio.run(image_body(LoadedImage(data, "png", 1, 1, 1, 1), **extra))
     whole = b"".join(pieces(body))
     assert json.loads(whole) == {"img": base64.b64encode(data).decode(), **extra}
     assert digest(body) == hashlib.sha256(whole).hexdigest() and body_size(body) == len(whole)
@@ -58,7 +59,7 @@ def test_the_kit_body_in_slices_is_the_whole_body(size: int, extra: dict[str, ob
 
 
 def test_a_url_body_is_plain_bytes() -> None:
-    body = image_body(LoadedImage(None, "", 0, 0, 0, 0, url="http://example.com/a.png"), scale=2)
+    body = asyncio.run(image_body(LoadedImage(None, "", 0, 0, 0, 0, url="http://example.com/a.png"), scale=2))
     assert body == b'{"url":"http://example.com/a.png","scale":2}'
     assert digest(body) == hashlib.sha256(body).hexdigest()
 

@@ -38,7 +38,7 @@ from .sigv4 import sign
 from .timeouts import call_timeout
 
 log = structlog.get_logger("kit")
-OFFLOAD_BYTES = 512 * 1024  # base64, hashing and JSON parsing above this size run in a worker thread
+OFFLOAD_BYTES = 512 * 1024  # base64 decoding and JSON parsing above this size run in a worker thread
 
 
 ErrorMap = Callable[[str, int, bytes, Mapping[str, str]], AliyunError]
@@ -104,10 +104,7 @@ class KitClient:
             await self._session.close()
 
     async def invoke_image(self, route: str, image: LoadedImage, image_answer: bool = False, **extra: Any) -> Any:
-        if image.data is not None and len(image.data) > OFFLOAD_BYTES:
-            body = await workers.cpu(image_body, image, **extra)
-        else:
-            body = image_body(image, **extra)
+        body = await image_body(image, **extra)
         return await self.invoke(route, body, digest(body), image_answer)
 
     async def invoke_for_image(self, route: str, image: LoadedImage, **extra: Any) -> bytes:
