@@ -13,6 +13,7 @@ import pytest
 from alibabacloud_ocr20191230 import models as ocr_models
 from alibabacloud_ocr_api20210707 import models as api_models
 from alibabacloud_tea_openapi.exceptions import ClientException
+from PIL import Image
 
 from tests import imagegen, sdk
 from tests.harness import AppServer, ProxyServer, serve_files
@@ -30,6 +31,11 @@ def _norm(text: str) -> str:
 def boards() -> dict[str, tuple[bytes, list[tuple[str, float, float]]]]:
     made = {f"/tilt{a}.png": imagegen.board(BOARD, imagegen.SIZE, angle=a) for a in ANGLES}
     made |= {f"/thin{a}.png": imagegen.board([*BOARD, SMALL], (1000, 480), angle=a) for a in ANGLES}
+    for a in ANGLES:  # the same boards as photos: a JPEG's tilt is read from its grey channel alone
+        png, drawn = made[f"/tilt{a}.png"]
+        out = io.BytesIO()
+        Image.open(io.BytesIO(png)).convert("RGB").save(out, "JPEG", quality=85)
+        made[f"/tilt{a}.jpg"] = (out.getvalue(), drawn)
     return made
 
 
@@ -50,10 +56,11 @@ def _centres_match(found: list[tuple[str, float, float]], drawn: list[tuple[str,
         assert math.hypot(fx - cx, fy - cy) <= 5, f"{text!r}: centre ({fx:.0f}, {fy:.0f}), drawn ({cx:.0f}, {cy:.0f})"
 
 
+@pytest.mark.parametrize("ext", ["png", "jpg"])
 @pytest.mark.parametrize("angle", ANGLES)
-def test_recognize_character_keeps_every_tilted_line(proxy, files, boards, angle):
+def test_recognize_character_keeps_every_tilted_line(proxy, files, boards, angle, ext):
     resp = sdk.ocr(proxy.endpoint).recognize_character(ocr_models.RecognizeCharacterRequest(
-        image_url=f"{files.url}/tilt{angle}.png", min_height=10, output_probability=True))
+        image_url=f"{files.url}/tilt{angle}.{ext}", min_height=10, output_probability=True))
     results = resp.body.data.results
     found = []
     for r in results:
@@ -62,7 +69,7 @@ def test_recognize_character_keeps_every_tilted_line(proxy, files, boards, angle
         assert box.width > 5 * box.height and 30 <= box.height <= 80  # length and thickness, not a bounding box
         assert box.angle == -angle  # clockwise positive: a line rising to the right has a negative angle
         found.append((r.text, box.left + box.width / 2, box.top + box.height / 2))
-    _centres_match(found, boards[f"/tilt{angle}.png"][1])
+    _centres_match(found, boards[f"/tilt{angle}.{ext}"][1])
 
 
 def _general(proxy: ProxyServer, source: str, url: str, data: bytes) -> dict[str, Any]:
@@ -153,7 +160,6 @@ def test_the_tilts_grey_is_pillows_grey_whoever_decodes_it(mode: str) -> None:
     """libspng decodes 8-bit PNGs for the tilt (3x less CPU); the grey must still be Pillow's to the bit,
     and a 16-bit PNG (which the two would grey differently) stays with Pillow."""
     import numpy as np
-    from PIL import Image
 
     from proxy.actions.ocr_geometry import _png_grey, grey_for_tilt
 
