@@ -32,6 +32,8 @@ from .pngstripes import SIGNATURE
 
 MAX_ANALYSIS_SIDE = 2048  # the tilt is measured on a copy at most this large (an angle is scale-free)
 MAX_INK_SAMPLES = 20_000  # ink pixels per line used to score an angle
+COARSE_SAMPLES = 4_000  # of those, for the coarse pass (it only picks the neighbourhood to search finely)
+PILLOW_HISTOGRAM_PX = 65_536  # a line's square larger than this is counted by Pillow (see _ink)
 MIN_INK = 30  # fewer ink pixels than this within the line: no measurement, the level box stands
 ANGLE_STEP = 0.5  # degrees; the grid always holds 0, so level text reads exactly 0
 COARSE_STEP = 2.0  # degrees; the first pass of the search (a multiple of ANGLE_STEP, so it holds 0 too)
@@ -151,8 +153,10 @@ def _tilt(pixels: np.ndarray, d: Diagonal) -> float | None:
     """The angle, on the 0.5° grid between the diagonal's own direction and 45° below it, at which the
     ink around the line projects most sharply across the text (sum of squared 1-px profile bins).
 
-    Searched coarse to fine: every COARSE_STEP first, then the 0.5° grid around the best coarse angle (the
-    sharpness of a text line falls off smoothly on both sides of its peak, so the peak is found there)."""
+    Searched coarse to fine: every COARSE_STEP first, on at most COARSE_SAMPLES of the ink, then the 0.5°
+    grid around the best coarse angle on all of it (the sharpness of a text line falls off smoothly on both
+    sides of its peak, so the peak is found there; the coarse pass only has to find that neighbourhood:
+    189 lines of 63 boards, ±30°, clean, noisy and JPEG, gave the same angles with all the ink)."""
     cx, cy = d.left + d.width / 2, d.top + d.height / 2
     r = math.hypot(d.width, d.height) / 2
     if r < 2:
@@ -161,7 +165,7 @@ def _tilt(pixels: np.ndarray, d: Diagonal) -> float | None:
     y0, y1 = max(0, int(cy - r)), min(pixels.shape[0], int(cy + r) + 1)
     if x1 - x0 < 2 or y1 - y0 < 2:
         return None
-    ys, xs = np.nonzero(_ink(pixels[y0:y1, x0:x1]))
+    ys, xs = np.divmod(np.flatnonzero(_ink(pixels[y0:y1, x0:x1])), x1 - x0)  # nonzero's order, 6x faster
     fx, fy = xs + (x0 - cx), ys + (y0 - cy)
     inside = fx * fx + fy * fy <= r * r
     fx, fy = fx[inside], fy[inside]
@@ -180,7 +184,8 @@ def _tilt(pixels: np.ndarray, d: Diagonal) -> float | None:
     every = round(COARSE_STEP / ANGLE_STEP)
     first = -(-lo // every) * every
     if first < hi:
-        best = first + every * int(np.argmax(_sharpness(fx, fy, slice(first, hi, every), reach)))
+        step = -(-fx.size // COARSE_SAMPLES)
+        best = first + every * int(np.argmax(_sharpness(fx[::step], fy[::step], slice(first, hi, every), reach)))
         lo, hi = max(lo, best - every + 1), min(hi, best + every)
     return (lo + int(np.argmax(_sharpness(fx, fy, slice(lo, hi), reach)))) * ANGLE_STEP
 
@@ -205,7 +210,10 @@ def _sharpness(fx: np.ndarray, fy: np.ndarray, ks: slice, reach: int) -> np.ndar
 
 def _ink(grey: np.ndarray) -> np.ndarray:
     """Otsu's threshold; the minority side is ink (dark on a whiteboard, light on a blackboard)."""
-    counts = np.bincount(grey.ravel(), minlength=256)
+    if grey.size > PILLOW_HISTOGRAM_PX:  # Pillow counts 8-bit pixels as they are: 1.5x np.bincount's speed
+        counts = np.array(Image.fromarray(np.ascontiguousarray(grey)).histogram(), dtype=np.int64)
+    else:  # np.bincount widens each to 64 bits first, but has no image to make
+        counts = np.bincount(grey.ravel(), minlength=256)
     hist = counts.astype(np.float64)
     p = hist / max(hist.sum(), 1)
     w = np.cumsum(p)
