@@ -6,12 +6,9 @@ itself emits, kit routes. Caller input never becomes a label (`unknown` stands i
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
-
-if TYPE_CHECKING:
-    pass
 
 PREFIX = "vision_proxy"
 # Dense where decisions are made: every second from 2 to 10 s, around the chart's p99 alert (8 s), the kit's
@@ -78,3 +75,16 @@ SHADOW_NOISE = Counter(f"{PREFIX}_shadow_noise", "Noise re-asks of the primary: 
 SHADOW_DROPS = Counter(f"{PREFIX}_shadow_drops", "Calls not compared, by reason", ["reason"])
 SHADOW_SECONDS = Histogram(f"{PREFIX}_shadow_side_duration_seconds", "Answer time of each side under shadow",
                            ["action", "side"], buckets=LATENCY_BUCKETS)
+
+
+_children: dict[tuple[Any, ...], Any] = {}
+
+
+def child(metric: Counter | Histogram, *labels: str) -> Any:
+    """`metric.labels(*labels)`, looked up once per label set: `.labels()` costs microseconds a call, and
+    the observers call it on every request's path. Label values come from closed sets, so this stays small."""
+    key = (id(metric), *labels)
+    found = _children.get(key)
+    if found is None:
+        found = _children[key] = metric.labels(*labels)
+    return found

@@ -23,7 +23,7 @@ from ..aliyun.errors import Err
 from ..coverage import SUBDIR
 from ..exchange import Exchange
 from ..mappings import Registry
-from ..observability.metrics import COVERAGE_PARAMETERS, COVERAGE_REQUESTS
+from ..observability.metrics import COVERAGE_PARAMETERS, COVERAGE_REQUESTS, child
 from ..shadow.aliyun import V1_COMMON
 
 FLUSH_SECONDS = 30.0
@@ -53,7 +53,6 @@ class CoverageObserver:
         self.params: Counter[tuple[str, str, str, str]] = Counter()  # action, version, parameter, effect
         self.names: set[str] = set()  # the actions in `calls`, and the parameters in `params`
         self.param_names: set[str] = set()
-        self._counters: dict[tuple[Any, ...], Any] = {}  # Prometheus label children, looked up once each
         self.since = datetime.now(UTC).isoformat(timespec="seconds")
         self._flushed = time.monotonic()
 
@@ -71,8 +70,8 @@ class CoverageObserver:
             action = "(other)"
         names.add(action)
         self.calls[(product, action, version, result)] += 1
-        self._counter(COVERAGE_REQUESTS, action if action in self.actions else "other",
-                      version if version in self.versions else "other", result).inc()
+        child(COVERAGE_REQUESTS, action if action in self.actions else "other",
+              version if version in self.versions else "other", result).inc()
         declared = ex.spec.parameters if ex.spec else {}
         for name in inbound.params:
             if name in V1_COMMON or name.lower() in V3_COMMON or not NAME.fullmatch(name):
@@ -83,18 +82,10 @@ class CoverageObserver:
                 name = "(other)"
             self.param_names.add(name)
             self.params[(action, version, name, effect)] += 1
-            self._counter(COVERAGE_PARAMETERS, action if action in self.actions else "other",
-                          name if param is not None else "other", effect).inc()
+            child(COVERAGE_PARAMETERS, action if action in self.actions else "other",
+                  name if param is not None else "other", effect).inc()
         if time.monotonic() - self._flushed >= FLUSH_SECONDS:
             self.flush()
-
-    def _counter(self, metric: Any, *labels: str) -> Any:
-        """The label child, looked up once (`.labels()` costs microseconds; these label sets are closed)."""
-        key = (id(metric), *labels)
-        child = self._counters.get(key)
-        if child is None:
-            child = self._counters[key] = metric.labels(*labels)
-        return child
 
     def to_dict(self) -> dict[str, Any]:
         return {"since": self.since, "until": datetime.now(UTC).isoformat(timespec="seconds"),
