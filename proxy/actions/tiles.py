@@ -173,6 +173,7 @@ class Stitcher:
             self.scratch[index] = np.empty(size, dtype=np.float32)
         return self.scratch[index][:size]
 
+
 def blend(plan: TilePlan, rows: Sequence[Sequence[np.ndarray]], scale: int) -> np.ndarray:
     """Stitch enlarged tiles (HxWx3 uint8, each exactly tile size × scale) into one uint8 array."""
     stripes: list[np.ndarray] = []
